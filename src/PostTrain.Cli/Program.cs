@@ -1,0 +1,2 @@
+using TorchSharp;
+Console.WriteLine($"posttrain (libtorch {torch.__version__})");
