@@ -1,0 +1,20 @@
+namespace PostTrain;
+
+/// <summary>
+/// Bad input from the user: a file, record, option or tensor that cannot be used. The message is
+/// one line naming the file, line or row, and field. The CLI prints it and exits with code 2.
+/// </summary>
+public sealed class InputError : Exception
+{
+    public InputError(string message) : base(message) { }
+    public InputError(string message, Exception inner) : base(message, inner) { }
+
+    /// <summary>Formats "FILE:LINE: FIELD: message" (parts that are null are left out).</summary>
+    public static InputError At(string? file, long? line, string? field, string message)
+    {
+        var where = file ?? "";
+        if (line is not null) where += (where.Length > 0 ? ":" : "line ") + line;
+        if (field is not null) where += (where.Length > 0 ? ": " : "") + field;
+        return new InputError(where.Length > 0 ? $"{where}: {message}" : message);
+    }
+}
