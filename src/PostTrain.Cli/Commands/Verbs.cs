@@ -7,6 +7,8 @@ public static class Verbs
 {
     public static IEnumerable<Command> All() =>
     [
+        InitCommand.Create(),
+        LogprobsCommand.Create(),
     ];
 
     /// <summary>

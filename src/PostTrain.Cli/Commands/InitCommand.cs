@@ -1,0 +1,79 @@
+using System.CommandLine;
+using PostTrain.Checkpoints;
+using PostTrain.Models;
+using PostTrain.Tokenization;
+using TorchSharp;
+
+namespace PostTrain.Cli.Commands;
+
+/// <summary>`posttrain init`: a randomly initialised model in Hugging Face layout.</summary>
+public static class InitCommand
+{
+    public static Command Create()
+    {
+        var arch = new Option<string>("--arch") { Description = "Architecture: qwen2, qwen3 or llama", Required = true };
+        arch.AcceptOnlyFromAmong("qwen2", "qwen3", "llama");
+        var preset = new Option<string>("--preset") { Description = "Shape: tiny or a real model's (qwen2.5-0.5b, qwen3-0.6b, llama-3.2-1b)", DefaultValueFactory = _ => "tiny" };
+        preset.AcceptOnlyFromAmong(Preset.Names);
+        var layers = new Option<int?>("--layers") { Description = "Number of decoder layers" };
+        var hidden = new Option<int?>("--hidden-size") { Description = "Hidden size" };
+        var heads = new Option<int?>("--heads") { Description = "Attention heads" };
+        var kvHeads = new Option<int?>("--kv-heads") { Description = "Key/value heads (grouped-query attention)" };
+        var headDim = new Option<int?>("--head-dim") { Description = "Per-head dimension (default: as the preset, or hidden/heads)" };
+        var intermediate = new Option<int?>("--intermediate-size") { Description = "MLP intermediate size" };
+        var vocab = new Option<int?>("--vocab-size") { Description = "Vocabulary size (default: the tokenizer's, else the preset's)" };
+        var tokenizer = new Option<string?>("--tokenizer") { Description = "Directory with tokenizer.json etc.: copied in; the vocabulary follows it" };
+        var output = new Option<string>("--output") { Description = "Output directory", Required = true };
+        var seed = new Option<long>("--seed") { Description = "Random seed", DefaultValueFactory = _ => 0 };
+        var dtype = new Option<string>("--dtype") { Description = "Saved dtype: f32 or bf16", DefaultValueFactory = _ => "f32" };
+        dtype.AcceptOnlyFromAmong("f32", "bf16");
+        var overwrite = new Option<bool>("--overwrite") { Description = "Replace a non-empty output directory" };
+
+        var command = new Command("init", "Create a randomly initialised model in Hugging Face layout")
+        {
+            arch, preset, layers, hidden, heads, kvHeads, headDim, intermediate, vocab, tokenizer, output, seed, dtype, overwrite,
+        };
+        command.SetAction(result => Verbs.Guard(result, stdout =>
+        {
+            var architecture = ModelConfig.ParseArchitecture(result.GetValue(arch)!, field: "--arch");
+            var p = Preset.Get(result.GetValue(preset)!, architecture);
+            var tokenizerDir = result.GetValue(tokenizer);
+            TokenizerVocabulary? tok = tokenizerDir is null ? null : TokenizerVocabulary.Read(tokenizerDir);
+
+            int vocabSize = result.GetValue(vocab)
+                ?? (tok is null ? p.VocabSize : p.IsTiny ? tok.Size : Math.Max(p.VocabSize, tok.Size));
+            if (tok is not null && vocabSize < tok.Size)
+                throw new InputError($"--vocab-size: {vocabSize} is smaller than the tokenizer's {tok.Size} ids");
+            int h = result.GetValue(hidden) ?? p.HiddenSize;
+            int nHeads = result.GetValue(heads) ?? p.Heads;
+            int nKv = result.GetValue(kvHeads) ?? Math.Min(p.KvHeads, nHeads);
+            bool shapeChanged = result.GetValue(hidden) is not null || result.GetValue(heads) is not null;
+            int hd = result.GetValue(headDim) ?? (shapeChanged ? h / Math.Max(1, nHeads) : p.HeadDim);
+            foreach (var (name, value) in new[] { ("--hidden-size", h), ("--heads", nHeads), ("--kv-heads", nKv), ("--head-dim", hd), ("--vocab-size", vocabSize) })
+                if (value <= 0) throw new InputError($"{name}: must be positive");
+            if (nHeads % nKv != 0) throw new InputError($"--kv-heads: {nKv} does not divide --heads {nHeads}");
+            if (hd % 2 != 0) throw new InputError($"--head-dim: {hd} must be even (RoPE rotates pairs)");
+
+            bool bf16 = result.GetValue(dtype) == "bf16";
+            var eos = tok?.EosTokenId is { } e ? new[] { e } : p.EosTokenIds;
+            var config = ModelConfig.Create(architecture, vocabSize, h, result.GetValue(intermediate) ?? p.IntermediateSize,
+                result.GetValue(layers) ?? p.Layers, nHeads, nKv, hd, p.MaxPositions, p.RopeTheta, p.RopeScaling,
+                p.RmsNormEps, p.TieWordEmbeddings, tok is null ? p.BosTokenId : tok.BosTokenId ?? p.BosTokenId, eos,
+                bf16 ? "bfloat16" : "float32");
+
+            using var model = new CausalLM(config);
+            model.InitializeWeights(result.GetValue(seed));
+            var dir = result.GetValue(output)!;
+            HfCheckpoint.Save(model, dir, new SaveOptions
+            {
+                DType = bf16 ? torch.ScalarType.BFloat16 : torch.ScalarType.Float32,
+                CopyFilesFrom = tokenizerDir,
+                Overwrite = result.GetValue(overwrite),
+            });
+            stdout.WriteLine($"Created a {config.ModelType} model ({p.Name} preset, {config.ParameterCount():N0} parameters, " +
+                             $"{config.NumHiddenLayers} layers, hidden {config.HiddenSize}, vocab {config.VocabSize}) in {dir}");
+            return 0;
+        }));
+        return command;
+    }
+}

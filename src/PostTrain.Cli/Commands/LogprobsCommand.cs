@@ -1,0 +1,70 @@
+using System.CommandLine;
+using System.Text.Json;
+using PostTrain.Checkpoints;
+using PostTrain.Data;
+using PostTrain.Models;
+
+namespace PostTrain.Cli.Commands;
+
+/// <summary>`posttrain logprobs`: per-token log-probabilities and mean NLL of sequences.</summary>
+public static class LogprobsCommand
+{
+    public static Command Create()
+    {
+        var model = new Option<string>("--model") { Description = "Model directory (Hugging Face layout)", Required = true };
+        var input = new Option<string>("--input") { Description = "JSONL file: one {\"input_ids\": [...]} per line", Required = true };
+        var output = new Option<string?>("--output") { Description = "Output JSONL file (default: standard output)" };
+        var batchSize = new Option<int>("--batch-size") { Description = "Sequences per forward pass", DefaultValueFactory = _ => 8 };
+
+        var command = new Command("logprobs", "Score sequences: the log-probability of every token given those before it")
+        {
+            model, input, output, batchSize,
+        };
+        command.SetAction(result => Verbs.Guard(result, stdout =>
+        {
+            int batch = result.GetValue(batchSize);
+            if (batch <= 0) throw new InputError("--batch-size: must be positive");
+            var modelDir = result.GetValue(model)!;
+            var config = HfCheckpoint.LoadConfig(modelDir);
+            var inputPath = result.GetValue(input)!;
+
+            // Validate every line before any work: a bad line 9,000 fails before scoring starts.
+            var sequences = new List<int[]>();
+            foreach (var line in JsonLines.Read(inputPath))
+            {
+                var ids = JsonLines.TokenIds(line, "input_ids", config.VocabSize);
+                if (ids.Length == 0) throw line.Error("input_ids", "empty sequence");
+                sequences.Add(ids);
+            }
+
+            using var lm = HfCheckpoint.Load(modelDir);
+            var scores = TokenScorer.LogProbs(lm, sequences, batch);
+            OutputFile.Write(result.GetValue(output), stdout, writer =>
+            {
+                for (int i = 0; i < sequences.Count; i++) WriteLine(writer, sequences[i], scores[i]);
+            });
+            return 0;
+        }));
+        return command;
+    }
+
+    static void WriteLine(TextWriter writer, int[] ids, float[] logProbs)
+    {
+        using var buffer = new MemoryStream();
+        using (var json = new Utf8JsonWriter(buffer))
+        {
+            json.WriteStartObject();
+            json.WriteStartArray("input_ids");
+            foreach (var id in ids) json.WriteNumberValue(id);
+            json.WriteEndArray();
+            json.WriteStartArray("logprobs");
+            foreach (var lp in logProbs)
+                if (float.IsNaN(lp)) json.WriteNullValue(); else json.WriteNumberValue(lp);
+            json.WriteEndArray();
+            var nll = TokenScorer.MeanNll(logProbs);
+            if (double.IsNaN(nll)) json.WriteNull("nll"); else json.WriteNumber("nll", nll);
+            json.WriteEndObject();
+        }
+        writer.WriteLine(System.Text.Encoding.UTF8.GetString(buffer.ToArray()));
+    }
+}

@@ -1,0 +1,44 @@
+namespace PostTrain.Checkpoints;
+
+/// <summary>
+/// Writes a directory all at once: it is filled under a temporary name beside the target and
+/// renamed into place only when complete, so an error or a kill never leaves a partial directory.
+/// </summary>
+public static class AtomicDirectory
+{
+    public static void Write(string target, bool overwrite, Action<string> fill)
+    {
+        target = Path.GetFullPath(target.TrimEnd(Path.DirectorySeparatorChar));
+        var parent = Path.GetDirectoryName(target)!;
+        bool exists = Directory.Exists(target);
+        if (exists && Directory.EnumerateFileSystemEntries(target).Any() && !overwrite)
+            throw new InputError($"{target}: output directory exists and is not empty");
+        if (File.Exists(target)) throw new InputError($"{target}: output path is a file");
+        Directory.CreateDirectory(parent);
+
+        var temp = Path.Combine(parent, $".{Path.GetFileName(target)}.tmp-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(temp);
+        try
+        {
+            fill(temp);
+        }
+        catch
+        {
+            TryDelete(temp);
+            throw;
+        }
+        string? old = null;
+        if (exists)
+        {
+            old = Path.Combine(parent, $".{Path.GetFileName(target)}.old-{Guid.NewGuid():N}");
+            Directory.Move(target, old);
+        }
+        Directory.Move(temp, target);
+        if (old is not null) TryDelete(old);
+    }
+
+    static void TryDelete(string dir)
+    {
+        try { Directory.Delete(dir, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+    }
+}

@@ -1,0 +1,240 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using PostTrain.Models;
+using static TorchSharp.torch;
+
+namespace PostTrain.Checkpoints;
+
+/// <summary>Options for writing a model directory.</summary>
+public sealed record SaveOptions
+{
+    /// <summary>On-disk dtype: Float32 or BFloat16 (or Float16).</summary>
+    public ScalarType DType { get; init; } = ScalarType.Float32;
+    /// <summary>Shards above this size, as save_pretrained's max_shard_size (5 GB by default).</summary>
+    public long MaxShardBytes { get; init; } = 5_000_000_000;
+    /// <summary>A directory whose tokenizer files (and generation_config.json) travel with the model.</summary>
+    public string? CopyFilesFrom { get; init; }
+    /// <summary>Replace an existing non-empty output directory (after the new one is complete).</summary>
+    public bool Overwrite { get; init; }
+}
+
+/// <summary>
+/// Hugging Face model directories: config.json, model.safetensors or
+/// model-0000i-of-0000n.safetensors shards with model.safetensors.index.json,
+/// generation_config.json, and the tokenizer files beside them.
+/// </summary>
+public static class HfCheckpoint
+{
+    public const string ConfigFile = "config.json";
+    public const string SingleFile = "model.safetensors";
+    public const string IndexFile = "model.safetensors.index.json";
+    public const string GenerationConfigFile = "generation_config.json";
+
+    /// <summary>Files that carry the tokenizer and chat template; copied along with a model.</summary>
+    public static readonly string[] TokenizerFiles =
+    [
+        "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
+        "vocab.json", "merges.txt", "tokenizer.model", "chat_template.jinja", "chat_template.json",
+    ];
+
+    public static ModelConfig LoadConfig(string dir)
+    {
+        if (!Directory.Exists(dir)) throw new InputError($"{dir}: model directory not found");
+        return ModelConfig.Load(System.IO.Path.Combine(dir, ConfigFile));
+    }
+
+    /// <summary>Loads a model, converting the stored weights to <paramref name="dtype"/>.</summary>
+    public static CausalLM Load(string dir, ScalarType dtype = ScalarType.Float32)
+    {
+        var config = LoadConfig(dir);
+        var model = new CausalLM(config, dtype);
+        try
+        {
+            LoadWeights(model, dir);
+            return model;
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>The safetensors files of a directory, single or sharded.</summary>
+    public static IReadOnlyList<string> WeightFiles(string dir)
+    {
+        var index = System.IO.Path.Combine(dir, IndexFile);
+        if (File.Exists(index))
+        {
+            JsonObject weightMap;
+            try
+            {
+                weightMap = (JsonNode.Parse(File.ReadAllText(index)) as JsonObject)?["weight_map"] as JsonObject
+                            ?? throw new InputError($"{index}: weight_map: missing or not an object");
+            }
+            catch (JsonException e)
+            {
+                throw new InputError($"{index}: invalid JSON: {e.Message.Split('\n')[0]}");
+            }
+            var files = new List<string>();
+            foreach (var (tensor, file) in weightMap)
+            {
+                var name = file?.GetValue<string>() ?? throw new InputError($"{index}: weight_map.{tensor}: expected a file name");
+                var path = System.IO.Path.Combine(dir, name);
+                if (!files.Contains(path))
+                {
+                    if (!File.Exists(path))
+                        throw new InputError($"{index}: weight_map.{tensor}: shard '{name}' not found in {dir}");
+                    files.Add(path);
+                }
+            }
+            return files;
+        }
+        var single = System.IO.Path.Combine(dir, SingleFile);
+        if (File.Exists(single)) return [single];
+        if (File.Exists(System.IO.Path.Combine(dir, "pytorch_model.bin")))
+            throw new InputError($"{dir}: only safetensors checkpoints are supported (found pytorch_model.bin)");
+        throw new InputError($"{dir}: no {SingleFile} or {IndexFile}");
+    }
+
+    /// <summary>
+    /// Copies every tensor of the directory into the model's parameters. A missing tensor, an
+    /// unexpected one, or a shape or dtype mismatch is an error naming the tensor and file.
+    /// </summary>
+    public static void LoadWeights(CausalLM model, string dir)
+    {
+        var parameters = model.named_parameters().ToDictionary(p => p.name, p => p.parameter, StringComparer.Ordinal);
+        var found = new HashSet<string>(StringComparer.Ordinal);
+        var files = WeightFiles(dir);
+        using var noGrad = no_grad();
+        foreach (var path in files)
+        {
+            using var file = SafeTensorsFile.Open(path);
+            foreach (var info in file.Tensors.Values)
+            {
+                if (!parameters.TryGetValue(info.Name, out var parameter))
+                {
+                    if (Ignorable(info.Name, model.Config)) continue;
+                    throw new InputError($"{path}: unexpected tensor '{info.Name}' for a {model.Config.ModelType} model with this config");
+                }
+                if (!found.Add(info.Name)) throw new InputError($"{path}: tensor '{info.Name}' appears in more than one file");
+                if (!info.Shape.SequenceEqual(parameter.shape))
+                    throw new InputError($"{path}: tensor '{info.Name}' has shape [{string.Join(", ", info.Shape)}], the model expects [{string.Join(", ", parameter.shape)}]");
+                if (info.DType is not ("F32" or "BF16" or "F16" or "F64"))
+                    throw new InputError($"{path}: tensor '{info.Name}' has dtype {info.DType}, expected a floating-point dtype (F32, BF16 or F16)");
+                var fileType = SafeTensorsFile.ToScalarType(info.DType, path, info.Name);
+                if (fileType == parameter.dtype)
+                {
+                    file.CopyInto(info, parameter);
+                }
+                else
+                {
+                    using var staged = empty(info.Shape, fileType);
+                    file.CopyInto(info, staged);
+                    parameter.copy_(staged);
+                }
+            }
+        }
+        var missing = parameters.Keys.Where(n => !found.Contains(n)).ToList();
+        if (missing.Count > 0)
+            throw new InputError($"{dir}: missing tensor '{missing[0]}'" + (missing.Count > 1 ? $" (and {missing.Count - 1} more)" : ""));
+    }
+
+    // Tensors transformers also skips when loading: a stored lm_head of a tied model, and old
+    // checkpoints' rotary inv_freq buffers.
+    static bool Ignorable(string name, ModelConfig config) =>
+        (name == "lm_head.weight" && config.TieWordEmbeddings) || name.EndsWith("rotary_emb.inv_freq", StringComparison.Ordinal);
+
+    /// <summary>
+    /// Writes the model as a Hugging Face directory that transformers loads unchanged. The
+    /// directory is assembled beside the target and renamed into place: a failure leaves nothing.
+    /// </summary>
+    public static void Save(CausalLM model, string dir, SaveOptions? options = null)
+    {
+        options ??= new SaveOptions();
+        AtomicDirectory.Write(dir, options.Overwrite, temp => WriteInto(model, temp, options));
+    }
+
+    static void WriteInto(CausalLM model, string dir, SaveOptions options)
+    {
+        var dtypeName = options.DType switch
+        {
+            ScalarType.Float32 => "float32",
+            ScalarType.BFloat16 => "bfloat16",
+            ScalarType.Float16 => "float16",
+            _ => throw new ArgumentException($"cannot save in {options.DType}"),
+        };
+        File.WriteAllText(System.IO.Path.Combine(dir, ConfigFile), model.Config.ToJson(dtypeName));
+
+        var tensors = model.named_parameters().Select(p => (p.name, (Tensor)p.parameter)).ToList();
+        int elementSize = SafeTensorsFile.ElementSize(SafeTensorsFile.FromScalarType(options.DType));
+        var shards = Shard(tensors, elementSize, options.MaxShardBytes);
+        if (shards.Count == 1)
+        {
+            SafeTensorsFile.Write(System.IO.Path.Combine(dir, SingleFile), shards[0], options.DType);
+        }
+        else
+        {
+            var weightMap = new JsonObject();
+            long total = 0;
+            for (int i = 0; i < shards.Count; i++)
+            {
+                var name = $"model-{i + 1:D5}-of-{shards.Count:D5}.safetensors";
+                SafeTensorsFile.Write(System.IO.Path.Combine(dir, name), shards[i], options.DType);
+                foreach (var (tensorName, t) in shards[i])
+                {
+                    weightMap[tensorName] = name;
+                    total += t.numel() * elementSize;
+                }
+            }
+            var index = new JsonObject
+            {
+                ["metadata"] = new JsonObject { ["total_size"] = total },
+                ["weight_map"] = weightMap,
+            };
+            File.WriteAllText(System.IO.Path.Combine(dir, IndexFile), index.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
+        }
+
+        var source = options.CopyFilesFrom;
+        var generation = source is null ? null : System.IO.Path.Combine(source, GenerationConfigFile);
+        if (generation is not null && File.Exists(generation))
+            File.Copy(generation, System.IO.Path.Combine(dir, GenerationConfigFile));
+        else
+            File.WriteAllText(System.IO.Path.Combine(dir, GenerationConfigFile), GenerationConfigJson(model.Config));
+        if (source is not null)
+            foreach (var f in TokenizerFiles)
+            {
+                var from = System.IO.Path.Combine(source, f);
+                if (File.Exists(from)) File.Copy(from, System.IO.Path.Combine(dir, f));
+            }
+    }
+
+    /// <summary>Greedy sharding in parameter order, as save_pretrained does it.</summary>
+    static List<List<(string, Tensor)>> Shard(List<(string Name, Tensor Tensor)> tensors, int elementSize, long maxBytes)
+    {
+        var shards = new List<List<(string, Tensor)>> { new() };
+        long current = 0;
+        foreach (var (name, t) in tensors)
+        {
+            long bytes = t.numel() * elementSize;
+            if (current > 0 && current + bytes > maxBytes)
+            {
+                shards.Add(new());
+                current = 0;
+            }
+            shards[^1].Add((name, t));
+            current += bytes;
+        }
+        return shards;
+    }
+
+    public static string GenerationConfigJson(ModelConfig config)
+    {
+        var o = new JsonObject { ["_from_model_config"] = true };
+        if (config.BosTokenId is { } bos) o["bos_token_id"] = bos;
+        if (config.EosTokenIds.Count == 1) o["eos_token_id"] = config.EosTokenIds[0];
+        else if (config.EosTokenIds.Count > 1) o["eos_token_id"] = new JsonArray(config.EosTokenIds.Select(i => (JsonNode)i).ToArray());
+        o["transformers_version"] = "4.57.1";
+        return o.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n";
+    }
+}

@@ -1,0 +1,66 @@
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace PostTrain.Models;
+
+/// <summary>
+/// Multi-head attention with grouped-query heads, RoPE, optional q/k/v/o biases and (Qwen3)
+/// per-head RMSNorm on q and k; computed by scaled_dot_product_attention.
+/// Field names are transformers' module names, so parameter names match checkpoints.
+/// </summary>
+public sealed class Attention : nn.Module
+{
+    readonly Linear q_proj, k_proj, v_proj, o_proj;
+    readonly RmsNorm? q_norm, k_norm;
+    readonly int heads, kvHeads, headDim;
+
+    public Attention(ModelConfig c, ScalarType dtype) : base(nameof(Attention))
+    {
+        heads = c.NumAttentionHeads;
+        kvHeads = c.NumKeyValueHeads;
+        headDim = c.HeadDim;
+        q_proj = nn.Linear(c.HiddenSize, heads * headDim, hasBias: c.QkvBias, dtype: dtype);
+        k_proj = nn.Linear(c.HiddenSize, kvHeads * headDim, hasBias: c.QkvBias, dtype: dtype);
+        v_proj = nn.Linear(c.HiddenSize, kvHeads * headDim, hasBias: c.QkvBias, dtype: dtype);
+        o_proj = nn.Linear(heads * headDim, c.HiddenSize, hasBias: c.OutputBias, dtype: dtype);
+        if (c.QkNorm)
+        {
+            q_norm = new RmsNorm(headDim, c.RmsNormEps, dtype);
+            k_norm = new RmsNorm(headDim, c.RmsNormEps, dtype);
+        }
+        RegisterComponents();
+    }
+
+    /// <param name="x">[batch, seq, hidden]</param>
+    /// <param name="cos">[batch, 1, seq, headDim]</param>
+    /// <param name="sin">[batch, 1, seq, headDim]</param>
+    /// <param name="mask">boolean [batch, 1, seq, seq], or null for causal</param>
+    public Tensor Forward(Tensor x, Tensor cos, Tensor sin, Tensor? mask)
+    {
+        using var scope = NewDisposeScope();
+        long b = x.shape[0], s = x.shape[1];
+        var q = q_proj.forward(x).view(b, s, heads, headDim);
+        var k = k_proj.forward(x).view(b, s, kvHeads, headDim);
+        var v = v_proj.forward(x).view(b, s, kvHeads, headDim).transpose(1, 2);
+        if (q_norm is not null) q = q_norm.forward(q);
+        if (k_norm is not null) k = k_norm.forward(k);
+        q = RotaryEmbedding.Apply(q.transpose(1, 2), cos, sin);
+        k = RotaryEmbedding.Apply(k.transpose(1, 2), cos, sin);
+        k = RepeatKv(k);
+        v = RepeatKv(v);
+        var o = mask is null
+            ? nn.functional.scaled_dot_product_attention(q, k, v, is_casual: true)
+            : nn.functional.scaled_dot_product_attention(q, k, v, attn_mask: mask);
+        o = o.transpose(1, 2).reshape(b, s, heads * headDim);
+        return o_proj.forward(o).MoveToOuterDisposeScope();
+    }
+
+    // [b, kvHeads, s, d] -> [b, heads, s, d]: each key/value head serves heads/kvHeads query heads.
+    Tensor RepeatKv(Tensor t)
+    {
+        if (kvHeads == heads) return t;
+        long b = t.shape[0], s = t.shape[2];
+        int groups = heads / kvHeads;
+        return t.unsqueeze(2).expand(b, kvHeads, groups, s, headDim).reshape(b, heads, s, headDim);
+    }
+}

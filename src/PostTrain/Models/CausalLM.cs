@@ -1,0 +1,111 @@
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace PostTrain.Models;
+
+/// <summary>The decoder stack: transformers' Qwen2Model / Qwen3Model / LlamaModel.</summary>
+public sealed class DecoderModel : nn.Module
+{
+    readonly Embedding embed_tokens;
+    readonly ModuleList<DecoderLayer> layers;
+    readonly RmsNorm norm;
+
+    public DecoderModel(ModelConfig c, ScalarType dtype) : base(nameof(DecoderModel))
+    {
+        embed_tokens = nn.Embedding(c.VocabSize, c.HiddenSize, dtype: dtype);
+        layers = new ModuleList<DecoderLayer>(Enumerable.Range(0, c.NumHiddenLayers)
+            .Select(_ => new DecoderLayer(c, dtype)).ToArray());
+        norm = new RmsNorm(c.HiddenSize, c.RmsNormEps, dtype);
+        RegisterComponents();
+    }
+
+    public Embedding EmbedTokens => embed_tokens;
+    public IList<DecoderLayer> Layers => layers;
+
+    public Tensor Forward(Tensor inputIds, Tensor cos, Tensor sin, Tensor? mask)
+    {
+        using var scope = NewDisposeScope();
+        var h = embed_tokens.forward(inputIds);
+        foreach (var layer in layers)
+            h = layer.Forward(h, cos, sin, mask);
+        return norm.forward(h).MoveToOuterDisposeScope();
+    }
+}
+
+/// <summary>
+/// A Qwen2, Qwen3 or Llama causal language model with transformers' exact semantics and
+/// parameter names (model.embed_tokens.weight, model.layers.N..., lm_head.weight).
+/// </summary>
+public sealed class CausalLM : nn.Module
+{
+    readonly DecoderModel model;
+    readonly Linear? lm_head;
+    readonly RotaryEmbedding rotary;
+
+    public ModelConfig Config { get; }
+    public ScalarType DType { get; }
+
+    public CausalLM(ModelConfig config, ScalarType dtype = ScalarType.Float32) : base(nameof(CausalLM))
+    {
+        Config = config;
+        DType = dtype;
+        model = new DecoderModel(config, dtype);
+        if (!config.TieWordEmbeddings)
+            lm_head = nn.Linear(config.HiddenSize, config.VocabSize, hasBias: false, dtype: dtype);
+        rotary = new RotaryEmbedding(config);
+        RegisterComponents();
+    }
+
+    public DecoderModel Model => model;
+
+    /// <summary>The output projection's weight: lm_head, or the embeddings when tied.</summary>
+    public Tensor OutputWeight => lm_head?.weight ?? model.EmbedTokens.weight!;
+
+    /// <summary>
+    /// Final hidden states [batch, seq, hidden]. <paramref name="attentionMask"/> is 1 for real
+    /// tokens and 0 for padding; <paramref name="positionIds"/> defaults to 0..seq-1 in every row,
+    /// as in transformers (pass cumsum(mask)-1 for left-padded rows to score them as if alone).
+    /// Rows packed with several documents: position_ids restarting at 0 and no attention mask.
+    /// </summary>
+    public Tensor ForwardHidden(Tensor inputIds, Tensor? attentionMask = null, Tensor? positionIds = null)
+    {
+        using var scope = NewDisposeScope();
+        long b = inputIds.shape[0], s = inputIds.shape[1];
+        var positions = positionIds ?? arange(s, dtype: ScalarType.Int64).unsqueeze(0).expand(b, s);
+        var mask = AttentionMask.Build(attentionMask, positionIds, s);
+        var (cos, sin) = rotary.CosSin(positions, DType);
+        return model.Forward(inputIds, cos, sin, mask).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Logits for hidden states [..., hidden] -> [..., vocab].</summary>
+    public Tensor Logits(Tensor hidden) => nn.functional.linear(hidden, OutputWeight);
+
+    /// <summary>Logits [batch, seq, vocab].</summary>
+    public Tensor Forward(Tensor inputIds, Tensor? attentionMask = null, Tensor? positionIds = null)
+    {
+        using var scope = NewDisposeScope();
+        return Logits(ForwardHidden(inputIds, attentionMask, positionIds)).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// Random initialisation as transformers' _init_weights: normal(0, initializer_range) for
+    /// linear and embedding weights, zero biases, unit norm weights. Deterministic for a seed.
+    /// </summary>
+    public void InitializeWeights(long seed)
+    {
+        using var noGrad = no_grad();
+        var generator = new TorchSharp.torch.Generator((ulong)seed);
+        foreach (var (name, p) in named_parameters())
+        {
+            if (name.EndsWith("norm.weight", StringComparison.Ordinal)) p.fill_(1.0);
+            else if (name.EndsWith(".bias", StringComparison.Ordinal)) p.zero_();
+            else p.normal_(0.0, Config.InitializerRange, generator);
+        }
+    }
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing) rotary.Dispose();
+        base.Dispose(disposing);
+    }
+}
