@@ -44,7 +44,7 @@ public static class AttentionMask
         var first = positionIds.narrow(1, 0, 1) - 1;
         var diff = positionIds - cat([first, positionIds.narrow(1, 0, positionIds.shape[1] - 1)], 1);
         var documents = diff.ne(1).to(ScalarType.Int64).cumsum(1);
-        if (documents.narrow(1, documents.shape[1] - 1, 1).max().item<long>() <= 1) return null;
+        if (documents.narrow(1, documents.shape[1] - 1, 1).max().item<long>() == 0) return null;
         return documents.MoveToOuterDisposeScope();
     }
 }

@@ -1,0 +1,167 @@
+using System.Text.Json.Nodes;
+using PostTrain.Checkpoints;
+using PostTrain.Models;
+
+namespace PostTrain.Tests.Cli;
+
+public class InitAndLogprobsTests
+{
+    static string InitTiny(string arch = "qwen2", params string[] extra)
+    {
+        var dir = Path.Combine(TestModels.TempDir(), "model");
+        var (code, stdout, stderr) = CliRunner.Run(["init", "--arch", arch, "--output", dir, "--seed", "3", .. extra]);
+        Assert.True(code == 0, stderr);
+        Assert.Contains($"Created a {arch} model", stdout);
+        return dir;
+    }
+
+    [Theory]
+    [InlineData("qwen2")]
+    [InlineData("qwen3")]
+    [InlineData("llama")]
+    public void InitWritesALoadableModel(string arch)
+    {
+        var dir = InitTiny(arch);
+        using var model = HfCheckpoint.Load(dir);
+        Assert.Equal(arch, model.Config.ModelType);
+        Assert.True(model.Config.ParameterCount() < 1_000_000);
+    }
+
+    [Fact]
+    public void InitIsDeterministicForASeed()
+    {
+        var a = InitTiny("llama");
+        var b = InitTiny("llama");
+        Assert.Equal(File.ReadAllBytes(Path.Combine(a, "model.safetensors")), File.ReadAllBytes(Path.Combine(b, "model.safetensors")));
+    }
+
+    [Fact]
+    public void InitShapeOptionsAndBf16()
+    {
+        var dir = InitTiny("qwen3", "--layers", "3", "--hidden-size", "48", "--heads", "6", "--kv-heads", "3",
+            "--intermediate-size", "96", "--vocab-size", "300", "--dtype", "bf16");
+        var config = HfCheckpoint.LoadConfig(dir);
+        Assert.Equal((3, 48, 6, 3, 8, 96, 300), (config.NumHiddenLayers, config.HiddenSize, config.NumAttentionHeads,
+            config.NumKeyValueHeads, config.HeadDim, config.IntermediateSize, config.VocabSize));
+        Assert.Equal("bfloat16", config.TorchDtype);
+    }
+
+    [Fact]
+    public void InitWithTokenizerFollowsItsVocabulary()
+    {
+        var tok = TestModels.TempDir();
+        var vocab = new JsonObject();
+        for (int i = 0; i < 200; i++) vocab[$"t{i}"] = i;
+        var tokenizer = new JsonObject
+        {
+            ["model"] = new JsonObject { ["type"] = "BPE", ["vocab"] = vocab },
+            ["added_tokens"] = new JsonArray(
+                new JsonObject { ["id"] = 200, ["content"] = "<|endoftext|>", ["special"] = true },
+                new JsonObject { ["id"] = 201, ["content"] = "<|im_end|>", ["special"] = true }),
+        };
+        File.WriteAllText(Path.Combine(tok, "tokenizer.json"), tokenizer.ToJsonString());
+        File.WriteAllText(Path.Combine(tok, "tokenizer_config.json"), """{"eos_token": "<|im_end|>", "chat_template": "x"}""");
+        var dir = InitTiny("qwen2", "--tokenizer", tok);
+        var config = HfCheckpoint.LoadConfig(dir);
+        Assert.Equal(202, config.VocabSize);
+        Assert.Equal([201], config.EosTokenIds);
+        Assert.True(File.Exists(Path.Combine(dir, "tokenizer.json")));
+        Assert.True(File.Exists(Path.Combine(dir, "tokenizer_config.json")));
+    }
+
+    [Fact]
+    public void LogprobsScoresEveryLineInOrder()
+    {
+        var dir = InitTiny();
+        var root = Path.GetDirectoryName(dir)!;
+        var input = Path.Combine(root, "in.jsonl");
+        int[][] rows = [[1, 2, 3, 4, 5, 6], [7], [9, 10], [11, 12, 13, 14, 15, 16, 17, 18, 19, 20]];
+        File.WriteAllLines(input, rows.Select(r => new JsonObject { ["input_ids"] = new JsonArray(r.Select(x => (JsonNode)x).ToArray()) }.ToJsonString()));
+        var output = Path.Combine(root, "out.jsonl");
+        var (code, _, stderr) = CliRunner.Run("logprobs", "--model", dir, "--input", input, "--output", output, "--batch-size", "3");
+        Assert.True(code == 0, stderr);
+        var lines = File.ReadAllLines(output).Select(l => JsonNode.Parse(l)!).ToArray();
+        Assert.Equal(rows.Length, lines.Length);
+
+        using var model = HfCheckpoint.Load(dir);
+        var expected = TokenScorer.LogProbs(model, rows, batchSize: 1);
+        for (int i = 0; i < rows.Length; i++)
+        {
+            Assert.Equal(rows[i], lines[i]["input_ids"]!.AsArray().Select(x => x!.GetValue<int>()));
+            var lps = lines[i]["logprobs"]!.AsArray();
+            Assert.Null(lps[0]);
+            for (int t = 1; t < rows[i].Length; t++)
+                Assert.Equal(expected[i][t], lps[t]!.GetValue<float>(), 1e-5f);
+            if (rows[i].Length == 1) Assert.Null(lines[i]["nll"]);
+            else Assert.Equal(-expected[i].Skip(1).Average(), lines[i]["nll"]!.GetValue<double>(), 1e-5);
+        }
+    }
+
+    static (int, string, string, string) LogprobsOn(string dir, string content)
+    {
+        var root = Path.GetDirectoryName(dir)!;
+        var input = Path.Combine(root, "in.jsonl");
+        File.WriteAllText(input, content);
+        var output = Path.Combine(root, "out.jsonl");
+        var (code, _, stderr) = CliRunner.Run("logprobs", "--model", dir, "--input", input, "--output", output);
+        return (code, stderr, input, output);
+    }
+
+    [Fact]
+    public void BadJsonLineIsNamedAndNothingIsWritten()
+    {
+        var dir = InitTiny();
+        var (code, stderr, input, output) = LogprobsOn(dir, "{\"input_ids\": [1, 2]}\n{\"input_ids\": [1, 2\n");
+        Assert.Equal(2, code);
+        Assert.StartsWith($"error: {input}:2: not valid JSON", stderr);
+        Assert.Single(stderr.TrimEnd().Split('\n'));
+        Assert.False(File.Exists(output));
+        Assert.Single(Directory.GetFiles(Path.GetDirectoryName(output)!)); // only the input
+    }
+
+    [Fact]
+    public void IdOutsideVocabularyIsNamed()
+    {
+        var dir = InitTiny();
+        var (code, stderr, input, output) = LogprobsOn(dir, "{\"input_ids\": [1, 2]}\n\n{\"input_ids\": [3, 512]}\n");
+        Assert.Equal(2, code);
+        Assert.Equal($"error: {input}:3: input_ids[1]: token id 512 is outside the vocabulary (0..511)", stderr.TrimEnd());
+        Assert.False(File.Exists(output));
+    }
+
+    [Fact]
+    public void MissingFieldIsNamed()
+    {
+        var dir = InitTiny();
+        var (code, stderr, input, _) = LogprobsOn(dir, "{\"ids\": [1, 2]}\n");
+        Assert.Equal(2, code);
+        Assert.Equal($"error: {input}:1: input_ids: missing", stderr.TrimEnd());
+    }
+
+    [Fact]
+    public void MissingConfigKeyIsNamed()
+    {
+        var dir = InitTiny();
+        var configPath = Path.Combine(dir, "config.json");
+        var config = JsonNode.Parse(File.ReadAllText(configPath))!.AsObject();
+        config.Remove("num_hidden_layers");
+        File.WriteAllText(configPath, config.ToJsonString());
+        var (code, stderr, _, output) = LogprobsOn(dir, "{\"input_ids\": [1, 2]}\n");
+        Assert.Equal(2, code);
+        Assert.Equal($"error: {configPath}: num_hidden_layers: missing", stderr.TrimEnd());
+        Assert.False(File.Exists(output));
+    }
+
+    [Fact]
+    public void BadOptionValuesExitWithCode2()
+    {
+        var dir = Path.Combine(TestModels.TempDir(), "m");
+        var (code, _, stderr) = CliRunner.Run("init", "--arch", "gpt2", "--output", dir);
+        Assert.Equal(2, code);
+        Assert.Contains("gpt2", stderr);
+        (code, _, stderr) = CliRunner.Run("init", "--arch", "qwen2", "--preset", "llama-3.2-1b", "--output", dir);
+        Assert.Equal(2, code);
+        Assert.Contains("--preset", stderr);
+        Assert.False(Directory.Exists(dir));
+    }
+}
