@@ -1,0 +1,146 @@
+using System.Diagnostics;
+using System.Text.Json.Nodes;
+using PostTrain.Models;
+using static TorchSharp.torch;
+
+namespace PostTrain.Benchmarks;
+
+/// <summary>
+/// Forward and forward+backward of a preset model on one row of N tokens, beside this
+/// machine's measured fp32 matmul throughput.
+/// Options: --arch qwen2 --preset qwen2.5-0.5b --tokens 512 --batch 1 --steps 3 --dtype f32|bf16
+/// </summary>
+public sealed class ModelBenchmark : IBenchmark
+{
+    public string Name => "model";
+    public string Description => "forward and forward+backward time and tokens/s of a preset model";
+
+    public JsonObject Run(string[] args)
+    {
+        var options = Options.Parse(args);
+        var arch = ModelConfig.ParseArchitecture(options.Get("arch", "qwen2"));
+        var preset = Preset.Get(options.Get("preset", "qwen2.5-0.5b"), arch);
+        int tokens = options.GetInt("tokens", 512), batch = options.GetInt("batch", 1), steps = options.GetInt("steps", 3);
+        var dtype = options.Get("dtype", "f32") == "bf16" ? ScalarType.BFloat16 : ScalarType.Float32;
+
+        var config = preset.ToConfig();
+        using var model = new CausalLM(config, dtype);
+        model.InitializeWeights(0);
+        var gen = new Generator(1);
+        using var ids = randint(0, config.VocabSize, [batch, tokens + 1], generator: gen);
+        using var input = ids.narrow(1, 0, tokens);
+        using var labels = ids.narrow(1, 1, tokens);
+
+        double Forward()
+        {
+            using var scope = NewDisposeScope();
+            using var noGrad = no_grad();
+            var sw = Stopwatch.StartNew();
+            model.Forward(input);
+            return sw.Elapsed.TotalSeconds;
+        }
+        double ForwardBackward()
+        {
+            using var scope = NewDisposeScope();
+            var sw = Stopwatch.StartNew();
+            var logits = model.Forward(input);
+            var loss = nn.functional.cross_entropy(logits.reshape(-1, config.VocabSize).to(ScalarType.Float32), labels.reshape(-1));
+            loss.backward();
+            double t = sw.Elapsed.TotalSeconds;
+            model.zero_grad();
+            return t;
+        }
+
+        Forward(); // warm-up
+        var fwd = Enumerable.Range(0, steps).Select(_ => Forward()).ToArray();
+        ForwardBackward();
+        var fb = Enumerable.Range(0, steps).Select(_ => ForwardBackward()).ToArray();
+
+        long n = (long)batch * tokens;
+        double parameters = config.ParameterCount();
+        // Matmul FLOPs per token: 2 x (parameters less the embedding lookup), plus attention
+        // scores and weighted sum: 2 x 2 x layers x seq x heads x head_dim (causal halves it).
+        double nonEmbedding = parameters - (config.TieWordEmbeddings ? 0 : (double)config.VocabSize * config.HiddenSize);
+        double attention = 2.0 * config.NumHiddenLayers * tokens * config.NumAttentionHeads * config.HeadDim;
+        double forwardFlops = n * (2 * nonEmbedding + attention);
+        double trainFlops = 3 * forwardFlops;
+        double matmul = Machine.MatmulGflops(dtype);
+        double fbMedian = Median(fb), fwdMedian = Median(fwd);
+        return new JsonObject
+        {
+            ["preset"] = preset.Name,
+            ["arch"] = config.ModelType,
+            ["dtype"] = dtype == ScalarType.BFloat16 ? "bf16" : "f32",
+            ["parameters"] = (long)parameters,
+            ["batch"] = batch,
+            ["tokens_per_row"] = tokens,
+            ["threads"] = get_num_threads(),
+            ["forward_seconds"] = Math.Round(fwdMedian, 3),
+            ["forward_tokens_per_second"] = Math.Round(n / fwdMedian, 1),
+            ["forward_backward_seconds"] = Math.Round(fbMedian, 3),
+            ["forward_backward_tokens_per_second"] = Math.Round(n / fbMedian, 1),
+            ["forward_backward_gflops"] = Math.Round(trainFlops / fbMedian / 1e9, 1),
+            ["machine_matmul_gflops"] = Math.Round(matmul, 1),
+            ["forward_backward_fraction_of_matmul"] = Math.Round(trainFlops / fbMedian / 1e9 / matmul, 3),
+            ["peak_rss_mb"] = Machine.PeakRssMb(),
+        };
+    }
+
+    static double Median(double[] xs)
+    {
+        var s = xs.OrderBy(x => x).ToArray();
+        return s.Length % 2 == 1 ? s[s.Length / 2] : (s[s.Length / 2 - 1] + s[s.Length / 2]) / 2;
+    }
+}
+
+/// <summary>Facts about this machine that benchmarks print beside their figures.</summary>
+public static class Machine
+{
+    /// <summary>Measured matmul throughput: square 2048 products, the best of several runs.</summary>
+    public static double MatmulGflops(ScalarType dtype = ScalarType.Float32, int size = 2048, int repeats = 5)
+    {
+        using var scope = NewDisposeScope();
+        var a = randn(size, size).to(dtype);
+        var b = randn(size, size).to(dtype);
+        a.matmul(b);
+        double best = double.MaxValue;
+        for (int i = 0; i < repeats; i++)
+        {
+            using var inner = NewDisposeScope();
+            var sw = Stopwatch.StartNew();
+            a.matmul(b);
+            best = Math.Min(best, sw.Elapsed.TotalSeconds);
+        }
+        return 2.0 * size * size * size / best / 1e9;
+    }
+
+    /// <summary>Peak resident memory of this process (VmHWM), in MB; 0 where /proc is absent.</summary>
+    public static long PeakRssMb()
+    {
+        const string status = "/proc/self/status";
+        if (!File.Exists(status)) return 0;
+        var line = File.ReadLines(status).FirstOrDefault(l => l.StartsWith("VmHWM:", StringComparison.Ordinal));
+        return line is null ? 0 : long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]) / 1024;
+    }
+}
+
+/// <summary>--key value options for benchmarks.</summary>
+public sealed class Options
+{
+    readonly Dictionary<string, string> values = new();
+
+    public static Options Parse(string[] args)
+    {
+        var o = new Options();
+        for (int i = 0; i < args.Length; i++)
+        {
+            if (!args[i].StartsWith("--", StringComparison.Ordinal) || i + 1 >= args.Length)
+                throw new ArgumentException($"expected --name value, got '{args[i]}'");
+            o.values[args[i][2..]] = args[++i];
+        }
+        return o;
+    }
+
+    public string Get(string name, string fallback) => values.GetValueOrDefault(name, fallback);
+    public int GetInt(string name, int fallback) => values.TryGetValue(name, out var v) ? int.Parse(v) : fallback;
+}
