@@ -4,7 +4,7 @@ namespace PostTrain;
 /// Bad input from the user: a file, record, option or tensor that cannot be used. The message is
 /// one line naming the file, line or row, and field. The CLI prints it and exits with code 2.
 /// </summary>
-public sealed class InputError : Exception
+public class InputError : Exception
 {
     public InputError(string message) : base(message) { }
     public InputError(string message, Exception inner) : base(message, inner) { }

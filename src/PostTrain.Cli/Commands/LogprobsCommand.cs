@@ -30,9 +30,9 @@ public static class LogprobsCommand
 
             // Validate every line before any work: a bad line 9,000 fails before scoring starts.
             var sequences = new List<int[]>();
-            foreach (var line in JsonLines.Read(inputPath))
+            foreach (var line in DatasetReader.ReadJsonLines(inputPath))
             {
-                var ids = JsonLines.TokenIds(line, "input_ids", config.VocabSize);
+                var ids = line.TokenIds("input_ids", config.VocabSize);
                 if (ids.Length == 0) throw line.Error("input_ids", "empty sequence");
                 sequences.Add(ids);
             }

@@ -1,0 +1,159 @@
+using System.Collections;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Parquet.Serialization;
+
+namespace PostTrain.Data;
+
+/// <summary>
+/// Reads dataset records from the files Hugging Face datasets are published as: JSON Lines
+/// (.jsonl, and .json files that hold one object per line, as datasets' to_json writes them),
+/// JSON arrays (.json) and Parquet (.parquet); a path may be one file or a directory of shards,
+/// read in name order. Records stream one at a time; every record knows its file and line or row.
+/// </summary>
+public static class DatasetReader
+{
+    static readonly string[] Extensions = [".jsonl", ".json", ".parquet"];
+
+    public static IEnumerable<DataRecord> Read(string path)
+    {
+        if (Directory.Exists(path))
+        {
+            var files = Directory.EnumerateFiles(path)
+                .Where(f => Extensions.Contains(Path.GetExtension(f).ToLowerInvariant()))
+                .Order(StringComparer.Ordinal).ToList();
+            if (files.Count == 0) throw new InputError($"{path}: no .jsonl, .json or .parquet files in this directory");
+            return files.SelectMany(ReadFile);
+        }
+        if (!File.Exists(path)) throw new InputError($"{path}: file not found");
+        return ReadFile(path);
+    }
+
+    static IEnumerable<DataRecord> ReadFile(string path) => Path.GetExtension(path).ToLowerInvariant() switch
+    {
+        ".parquet" => ReadParquet(path),
+        ".json" when StartsWithArray(path) => ReadJsonArray(path),
+        ".json" or ".jsonl" => ReadJsonLines(path),
+        var ext => throw new InputError($"{path}: unsupported file type '{ext}' (expected .jsonl, .json or .parquet)"),
+    };
+
+    public static IEnumerable<DataRecord> ReadJsonLines(string path)
+    {
+        if (!File.Exists(path)) throw new InputError($"{path}: file not found");
+        return ReadJsonLinesOf(path);
+    }
+
+    static IEnumerable<DataRecord> ReadJsonLinesOf(string path)
+    {
+        using var reader = new StreamReader(path, Encoding.UTF8);
+        long number = 0;
+        while (reader.ReadLine() is { } text)
+        {
+            number++;
+            if (string.IsNullOrWhiteSpace(text)) continue;
+            JsonNode? node;
+            try
+            {
+                node = JsonNode.Parse(text);
+            }
+            catch (JsonException e)
+            {
+                throw new InputError($"{path}:{number}: not valid JSON: {FirstLine(e.Message)}");
+            }
+            if (node is not JsonObject o) throw new InputError($"{path}:{number}: expected a JSON object");
+            yield return new DataRecord(path, number, o);
+        }
+    }
+
+    static bool StartsWithArray(string path)
+    {
+        using var reader = new StreamReader(path, Encoding.UTF8);
+        int c;
+        while ((c = reader.Read()) >= 0)
+            if (!char.IsWhiteSpace((char)c)) return c == '[';
+        return false;
+    }
+
+    /// <summary>A JSON array of objects; each record's line is the line its object starts on.</summary>
+    static IEnumerable<DataRecord> ReadJsonArray(string path)
+    {
+        var bytes = File.ReadAllBytes(path);
+        var records = new List<DataRecord>();
+        var reader = new Utf8JsonReader(bytes, new JsonReaderOptions { CommentHandling = JsonCommentHandling.Skip });
+        long line = 1;
+        int scanned = 0;
+        long LineAt(long offset)
+        {
+            for (; scanned < offset; scanned++) if (bytes[scanned] == '\n') line++;
+            return line;
+        }
+        try
+        {
+            if (!reader.Read() || reader.TokenType != JsonTokenType.StartArray)
+                throw new InputError($"{path}: expected a JSON array of objects");
+            while (reader.Read() && reader.TokenType != JsonTokenType.EndArray)
+            {
+                long at = LineAt(reader.TokenStartIndex);
+                if (reader.TokenType != JsonTokenType.StartObject)
+                    throw new InputError($"{path}:{at}: expected a JSON object");
+                var node = (JsonObject)JsonNode.Parse(ref reader)!;
+                records.Add(new DataRecord(path, at, node));
+            }
+        }
+        catch (JsonException e)
+        {
+            throw new InputError($"{path}:{(e.LineNumber ?? 0) + 1}: not valid JSON: {FirstLine(e.Message)}");
+        }
+        return records;
+    }
+
+    static IEnumerable<DataRecord> ReadParquet(string path)
+    {
+        int groups;
+        try
+        {
+            using var probe = File.OpenRead(path);
+            var reader = Parquet.ParquetReader.CreateAsync(probe).GetAwaiter().GetResult();
+            groups = reader.RowGroupCount;
+            reader.DisposeAsync().AsTask().GetAwaiter().GetResult();
+        }
+        catch (Exception e) when (e is IOException or InvalidDataException or NotSupportedException or Parquet.ParquetException)
+        {
+            throw new InputError($"{path}: not a readable Parquet file: {FirstLine(e.Message)}");
+        }
+        long row = 0;
+        for (int g = 0; g < groups; g++)
+        {
+            IList<Dictionary<string, object>> data;
+            using (var stream = File.OpenRead(path))
+                data = ParquetSerializer.DeserializeUntypedAsync(stream, null, g).GetAwaiter().GetResult().Data;
+            foreach (var dict in data)
+            {
+                row++;
+                yield return new DataRecord(path, row, (JsonObject)ToJson(dict)!, IsRow: true);
+            }
+        }
+    }
+
+    /// <summary>Parquet values (nested dictionaries, lists, primitives) as JSON.</summary>
+    static JsonNode? ToJson(object? value) => value switch
+    {
+        null => null,
+        string s => JsonValue.Create(s),
+        bool b => JsonValue.Create(b),
+        IDictionary d => new JsonObject(d.Keys.Cast<object>().Select(k =>
+            new KeyValuePair<string, JsonNode?>(k.ToString()!, ToJson(d[k])))),
+        byte[] bytes => JsonValue.Create(Encoding.UTF8.GetString(bytes)),
+        IEnumerable list => new JsonArray(list.Cast<object?>().Select(ToJson).ToArray()),
+        DateTime t => JsonValue.Create(t.ToString("O")),
+        DateTimeOffset t => JsonValue.Create(t.ToString("O")),
+        float f => JsonValue.Create(f),
+        double x => JsonValue.Create(x),
+        decimal m => JsonValue.Create(m),
+        IConvertible c => JsonValue.Create(Convert.ToInt64(c)),
+        var other => JsonValue.Create(other.ToString()),
+    };
+
+    static string FirstLine(string s) => s.Split('\n')[0];
+}
