@@ -105,7 +105,8 @@ public sealed class ModelConfig
             throw r.Bad("use_sliding_window", "sliding-window attention is not supported");
 
         bool attentionBias = r.Bool("attention_bias") ?? false;
-        var (theta, scaling) = ReadRope(r);
+        int maxPositions = r.Int("max_position_embeddings") ?? (arch == Architecture.Llama ? 2048 : 32768);
+        var (theta, scaling) = ReadRope(r, maxPositions);
 
         return new ModelConfig
         {
@@ -117,7 +118,7 @@ public sealed class ModelConfig
             NumAttentionHeads = heads,
             NumKeyValueHeads = kvHeads,
             HeadDim = headDim,
-            MaxPositionEmbeddings = r.Int("max_position_embeddings") ?? (arch == Architecture.Llama ? 2048 : 32768),
+            MaxPositionEmbeddings = maxPositions,
             RmsNormEps = r.Double("rms_norm_eps") ?? 1e-6,
             RopeTheta = theta,
             RopeScaling = scaling,
@@ -134,22 +135,20 @@ public sealed class ModelConfig
         };
     }
 
-    static (double Theta, RopeScaling? Scaling) ReadRope(Reader r)
+    // As transformers' rope standardisation: the RoPE dict is rope_scaling when present, else
+    // rope_parameters (v5); a rope_theta inside it wins over the flat key; "type" is the legacy
+    // name of "rope_type".
+    static (double Theta, RopeScaling? Scaling) ReadRope(Reader r, int maxPositions)
     {
         const double defaultTheta = 10000.0;
-        // transformers v5 writes rope_parameters {"rope_type", "rope_theta", ...}; v4 writes a flat
-        // rope_theta and an optional rope_scaling {"rope_type" (or "type"), "factor", ...}.
-        if (r.Object("rope_parameters") is { } parameters)
-        {
-            var p = new Reader(parameters, r.File, "rope_parameters.");
-            return (p.Double("rope_theta") ?? r.Double("rope_theta") ?? defaultTheta, ReadScaling(p, parameters));
-        }
-        var scaling = r.Object("rope_scaling");
-        return (r.Double("rope_theta") ?? defaultTheta,
-            scaling is null ? null : ReadScaling(new Reader(scaling, r.File, "rope_scaling."), scaling));
+        var (dict, name) = r.Object("rope_scaling") is { } scaling ? (scaling, "rope_scaling")
+            : r.Object("rope_parameters") is { } parameters ? (parameters, "rope_parameters") : (null, "");
+        if (dict is null) return (r.Double("rope_theta") ?? defaultTheta, null);
+        var d = new Reader(dict, r.File, name + ".");
+        return (d.Double("rope_theta") ?? r.Double("rope_theta") ?? defaultTheta, ReadScaling(d, dict, maxPositions));
     }
 
-    static RopeScaling? ReadScaling(Reader s, JsonObject node)
+    static RopeScaling? ReadScaling(Reader s, JsonObject node, int maxPositions)
     {
         var type = s.String("rope_type") ?? s.String("type") ?? "default";
         switch (type)
@@ -163,7 +162,7 @@ public sealed class ModelConfig
                     s.Double("factor") ?? throw s.Missing("factor"),
                     s.Double("low_freq_factor") ?? throw s.Missing("low_freq_factor"),
                     s.Double("high_freq_factor") ?? throw s.Missing("high_freq_factor"),
-                    s.Int("original_max_position_embeddings") ?? throw s.Missing("original_max_position_embeddings"));
+                    s.Int("original_max_position_embeddings") ?? maxPositions);
             default:
                 throw s.Bad(node.ContainsKey("rope_type") ? "rope_type" : "type",
                     $"RoPE type '{type}' is not supported (supported: default, linear, llama3)");
