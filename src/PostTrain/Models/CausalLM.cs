@@ -20,14 +20,18 @@ public sealed class DecoderModel : nn.Module
     }
 
     public Embedding EmbedTokens => embed_tokens;
+
+    /// <summary>Recompute each layer in backward instead of keeping its activations.</summary>
+    public bool GradientCheckpointing { get; set; }
     public IList<DecoderLayer> Layers => layers;
 
     public Tensor Forward(Tensor inputIds, Tensor cos, Tensor sin, Tensor? mask)
     {
         using var scope = NewDisposeScope();
         var h = embed_tokens.forward(inputIds);
+        bool checkpoint = GradientCheckpointing && is_grad_enabled();
         foreach (var layer in layers)
-            h = layer.Forward(h, cos, sin, mask);
+            h = checkpoint ? CheckpointedLayer.Apply(layer, h, cos, sin, mask) : layer.Forward(h, cos, sin, mask);
         return norm.forward(h).MoveToOuterDisposeScope();
     }
 }
@@ -57,6 +61,13 @@ public sealed class CausalLM : nn.Module
     }
 
     public DecoderModel Model => model;
+
+    /// <summary>Recompute decoder layers in backward to cut activation memory (training only).</summary>
+    public bool GradientCheckpointing
+    {
+        get => model.GradientCheckpointing;
+        set => model.GradientCheckpointing = value;
+    }
 
     /// <summary>The output projection's weight: lm_head, or the embeddings when tied.</summary>
     public Tensor OutputWeight => lm_head?.weight ?? model.EmbedTokens.weight!;

@@ -19,29 +19,32 @@ public sealed class CheckpointedLayer : autograd.SingleTensorFunction<Checkpoint
     public override Tensor forward(autograd.AutogradContext ctx, params object[] vars)
     {
         var layer = (DecoderLayer)vars[0];
-        var x = (Tensor)vars[1];
-        ctx.save_for_backward([x]);
+        var (x, cos, sin, mask) = ((Tensor)vars[1], (Tensor)vars[2], (Tensor)vars[3], vars[4] as Tensor);
+        // Saved through autograd, so they outlive the dispose scope of the forward pass.
+        ctx.save_for_backward(mask is null ? [x, cos, sin] : [x, cos, sin, mask]);
         ctx.save_data("layer", layer);
-        ctx.save_data("cos", vars[2]);
-        ctx.save_data("sin", vars[3]);
-        ctx.save_data("mask", vars[4]);
         using var noGrad = no_grad();
-        return layer.Forward(x, (Tensor)vars[2], (Tensor)vars[3], vars[4] as Tensor);
+        return layer.Forward(x, cos, sin, mask);
     }
 
     public override List<Tensor> backward(autograd.AutogradContext ctx, Tensor gradOutput)
     {
         var layer = (DecoderLayer)ctx.get_data("layer");
-        var x = ctx.get_saved_variables()[0];
+        var saved = ctx.get_saved_variables();
+        var x = saved[0];
         using var enable = enable_grad();
         using var input = x.detach().requires_grad_(true);
         using (var scope = NewDisposeScope())
         {
-            var y = layer.Forward(input, (Tensor)ctx.get_data("cos"), (Tensor)ctx.get_data("sin"), ctx.get_data("mask") as Tensor);
+            var y = layer.Forward(input, saved[1], saved[2], saved.Count > 3 ? saved[3] : null);
             y.backward([gradOutput]);
         }
-        var gradInput = input.grad ?? zeros_like(x);
-        // One gradient per forward argument: the layer, x, cos, sin, mask.
-        return [null!, gradInput.detach().MoveToOuterDisposeScope(), null!, null!, null!];
+        Tensor gradInput;
+        using (var g = input.grad) // a new wrapper of the native gradient: dispose it
+            gradInput = g is null ? zeros_like(x) : g.detach();
+        foreach (var t in saved) t.Dispose(); // wrappers made by get_saved_variables
+        // One gradient per forward argument: the layer, x, cos, sin, mask. The gradient stays in
+        // the caller's dispose scope (around backward()): autograd copies it before that ends.
+        return [null!, gradInput, null!, null!, null!];
     }
 }

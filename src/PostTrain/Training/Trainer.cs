@@ -44,6 +44,7 @@ public sealed class Trainer<TUnit>
         this.options = options;
         this.outputDir = Path.GetFullPath(outputDir);
         this.filesFrom = filesFrom;
+        model.GradientCheckpointing = options.GradientCheckpointing;
     }
 
     public int MicroBatchesPerEpoch => (train.Count + options.BatchSize - 1) / options.BatchSize;

@@ -33,4 +33,24 @@ public class GradientCheckpointingTests
         foreach (var (name, g) in plain)
             Assert.True(TestModels.MaxAbsDiff(g, ckpt[name]) < 1e-5f, name);
     }
+
+    [Fact]
+    public void WholeModelGradientsMatchWithCheckpointing()
+    {
+        using var model = TestModels.Random(TestModels.Config(Architecture.Llama), seed: 22);
+        var ids = TestModels.Ids([5, 9, 13, 2, 40, 41], [7, 8, 9, 10, 11, 12]);
+        Dictionary<string, Tensor> Grads(bool checkpointing)
+        {
+            model.GradientCheckpointing = checkpointing;
+            model.zero_grad();
+            using var scope = NewDisposeScope();
+            model.Forward(ids).log_softmax(-1).narrow(2, 0, 3).sum().backward();
+            return model.named_parameters().ToDictionary(p => p.name, p => p.parameter.grad!.clone().MoveToOuterDisposeScope());
+        }
+        var plain = Grads(false);
+        var ckpt = Grads(true);
+        foreach (var (name, g) in plain)
+            Assert.True(TestModels.MaxAbsDiff(g, ckpt[name]) < 1e-5f, name);
+        model.GradientCheckpointing = false;
+    }
 }

@@ -201,12 +201,14 @@ public class TrainingLoopTests
         Assert.False(File.Exists(Path.Combine(dir, "model.safetensors")));
     }
 
-    [Fact]
-    public void LiveTensorsDoNotGrowOverFiftySteps()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void LiveTensorsDoNotGrowOverFiftySteps(bool gradientCheckpointing)
     {
         var data = SyntheticData.PromptAnswers(8, seed: 7);
         using var model = Tiny(7);
-        var options = new SftOptions { BatchSize = 4, MaxSteps = 50, LoggingSteps = 10, SaveSteps = 0 };
+        var options = new SftOptions { BatchSize = 4, MaxSteps = 50, LoggingSteps = 10, SaveSteps = 0, GradientCheckpointing = gradientCheckpointing };
         var dir = TestModels.TempDir();
         // One short run allocates what persists (gradients); a 50-step run must then leave the count where it was.
         new Trainer<TokenizedSequence>(model, new SftMethod(), data, null, options with { MaxSteps = 2 }, dir, null).Train(TextWriter.Null);
