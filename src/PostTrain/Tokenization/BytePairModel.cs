@@ -1,0 +1,156 @@
+using System.Buffers;
+using System.Collections.Concurrent;
+using System.Text;
+
+namespace PostTrain.Tokenization;
+
+/// <summary>GPT-2's reversible byte ↔ printable-unicode-char mapping used by ByteLevel.</summary>
+internal static class ByteLevelMap
+{
+    public static readonly char[] ByteToChar = Build();
+    public static readonly Dictionary<char, byte> CharToByte = ByteToChar.Select((c, b) => (c, b)).ToDictionary(x => x.c, x => (byte)x.b);
+
+    static char[] Build()
+    {
+        var map = new char[256];
+        int n = 0;
+        for (int b = 0; b < 256; b++)
+        {
+            bool printable = b is >= '!' and <= '~' or >= 0xA1 and <= 0xAC or >= 0xAE and <= 0xFF;
+            map[b] = printable ? (char)b : (char)(256 + n++);
+        }
+        return map;
+    }
+}
+
+/// <summary>
+/// Byte-level BPE with merge ranks, as Hugging Face's BPE model runs it (priority queue of
+/// merges by (rank, position), ignore_merges, no dropout, no unk), with a per-pre-token cache.
+/// </summary>
+internal sealed class BytePairModel
+{
+    public readonly Dictionary<string, int> Vocab;
+    readonly Dictionary<string, int>.AlternateLookup<ReadOnlySpan<char>> _vocabBySpan;
+    public readonly string?[] IdToToken;
+    /// <summary>Bytes each model token stands for (its byte-level string's length).</summary>
+    public readonly int[] TokenByteLength;
+    readonly Dictionary<long, long> _merges; // (left << 32 | right) -> (rank << 32 | newId)
+    readonly int[] _byteToId = new int[256];
+    readonly bool _ignoreMerges;
+    readonly ConcurrentDictionary<string, int[]> _cache = new(StringComparer.Ordinal);
+    readonly ConcurrentDictionary<string, int[]>.AlternateLookup<ReadOnlySpan<char>> _cacheBySpan;
+    const int CacheCapacity = 200_000, MaxCachedLength = 256;
+
+    public BytePairModel(Dictionary<string, int> vocab, List<(string A, string B)> merges, bool ignoreMerges, Func<string, Exception> error)
+    {
+        Vocab = vocab;
+        _vocabBySpan = vocab.GetAlternateLookup<ReadOnlySpan<char>>();
+        _cacheBySpan = _cache.GetAlternateLookup<ReadOnlySpan<char>>();
+        _ignoreMerges = ignoreMerges;
+        int max = vocab.Count == 0 ? -1 : vocab.Values.Max();
+        IdToToken = new string?[max + 1];
+        TokenByteLength = new int[max + 1];
+        foreach (var (tok, id) in vocab)
+        {
+            if (id < 0) throw error($"negative id {id} for token '{tok}'");
+            IdToToken[id] = tok;
+            TokenByteLength[id] = tok.Length;
+        }
+        for (int b = 0; b < 256; b++)
+            _byteToId[b] = vocab.TryGetValue(ByteLevelMap.ByteToChar[b].ToString(), out var id) ? id : -1;
+        _merges = new Dictionary<long, long>(merges.Count);
+        for (int rank = 0; rank < merges.Count; rank++)
+        {
+            var (a, b) = merges[rank];
+            if (!vocab.TryGetValue(a, out var ia)) throw error($"merge {rank}: token '{a}' is not in the vocabulary");
+            if (!vocab.TryGetValue(b, out var ib)) throw error($"merge {rank}: token '{b}' is not in the vocabulary");
+            if (!vocab.TryGetValue(a + b, out var inew)) throw error($"merge {rank}: token '{a + b}' is not in the vocabulary");
+            _merges[((long)ia << 32) | (uint)ib] = ((long)rank << 32) | (uint)inew;
+        }
+    }
+
+    /// <summary>Appends the ids for one pre-token (UTF-16 text, before byte-level mapping).</summary>
+    public void Tokenize(ReadOnlySpan<char> piece, List<int> ids)
+    {
+        if (_cacheBySpan.TryGetValue(piece, out var cached))
+        {
+            ids.AddRange(cached);
+            return;
+        }
+        var result = TokenizeUncached(piece);
+        if (piece.Length <= MaxCachedLength)
+        {
+            if (_cache.Count >= CacheCapacity) _cache.Clear();
+            _cacheBySpan.TryAdd(piece, result);
+        }
+        ids.AddRange(result);
+    }
+
+    int[] TokenizeUncached(ReadOnlySpan<char> piece)
+    {
+        int maxBytes = Encoding.UTF8.GetMaxByteCount(piece.Length);
+        byte[]? rented = null;
+        Span<byte> bytes = maxBytes <= 1024 ? stackalloc byte[maxBytes] : (rented = ArrayPool<byte>.Shared.Rent(maxBytes));
+        try
+        {
+            // Lone surrogates become U+FFFD, as they would in a Rust String.
+            int n = Encoding.UTF8.GetBytes(piece, bytes);
+            bytes = bytes[..n];
+            if (_ignoreMerges)
+            {
+                char[]? rentedChars = null;
+                Span<char> chars = n <= 512 ? stackalloc char[n] : (rentedChars = ArrayPool<char>.Shared.Rent(n));
+                for (int i = 0; i < n; i++) chars[i] = ByteLevelMap.ByteToChar[bytes[i]];
+                bool found = _vocabBySpan.TryGetValue(chars[..n], out var whole);
+                if (rentedChars is not null) ArrayPool<char>.Shared.Return(rentedChars);
+                if (found) return [whole];
+            }
+            return Merge(bytes);
+        }
+        finally
+        {
+            if (rented is not null) ArrayPool<byte>.Shared.Return(rented);
+        }
+    }
+
+    int[] Merge(ReadOnlySpan<byte> bytes)
+    {
+        int n = 0;
+        var sym = new int[bytes.Length];
+        foreach (var b in bytes)
+        {
+            int id = _byteToId[b];
+            if (id >= 0) sym[n++] = id; // a byte missing from the vocabulary is dropped (no unk token)
+        }
+        if (n <= 1) return sym[..n];
+        var prev = new int[n];
+        var next = new int[n];
+        var alive = new bool[n];
+        for (int i = 0; i < n; i++) { prev[i] = i - 1; next[i] = i + 1 < n ? i + 1 : -1; alive[i] = true; }
+        // priority: rank << 32 | pos; element: pos << 32 | newId
+        var queue = new PriorityQueue<long, long>(n);
+        for (int i = 0; i + 1 < n; i++)
+            if (_merges.TryGetValue(((long)sym[i] << 32) | (uint)sym[i + 1], out var m))
+                queue.Enqueue(((long)i << 32) | (uint)(int)m, (m & ~0xFFFFFFFFL) | (uint)i);
+        int count = n;
+        while (queue.TryDequeue(out var top, out _))
+        {
+            int pos = (int)(top >> 32), newId = (int)(uint)top;
+            if (!alive[pos] || next[pos] < 0) continue;
+            int right = next[pos];
+            if (!_merges.TryGetValue(((long)sym[pos] << 32) | (uint)sym[right], out var cur) || (int)(uint)cur != newId) continue;
+            sym[pos] = newId;
+            alive[right] = false;
+            count--;
+            next[pos] = next[right];
+            if (next[right] >= 0) prev[next[right]] = pos;
+            if (prev[pos] >= 0 && _merges.TryGetValue(((long)sym[prev[pos]] << 32) | (uint)sym[pos], out var mp))
+                queue.Enqueue(((long)prev[pos] << 32) | (uint)(int)mp, (mp & ~0xFFFFFFFFL) | (uint)prev[pos]);
+            if (next[pos] >= 0 && _merges.TryGetValue(((long)sym[pos] << 32) | (uint)sym[next[pos]], out var mn))
+                queue.Enqueue(((long)pos << 32) | (uint)(int)mn, (mn & ~0xFFFFFFFFL) | (uint)pos);
+        }
+        var result = new int[count];
+        for (int i = 0, k = 0; i >= 0 && k < count; i = next[i]) result[k++] = sym[i];
+        return result;
+    }
+}
