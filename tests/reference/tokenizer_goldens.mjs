@@ -54,6 +54,7 @@ const fixed = [
   "I've been there. You're right. She'll go. He'd know. I'm here. It's John's.",
   "IT'S JOHN'S. YOU'RE. I'VE. WE'LL. HE'D. I'M. DON'T. 'S 'T 'Re 'rE 'LL 'Ll 'ſ 'K",
   "'s't're've'm'll'd 'x '' ''' 'sup",
+  "a'ſx 'ſup x'Sup y'KELVIN", // onig's (?i:'s) matches 'ſ (LONG S case-folds to s)
   "def f(x):\n\treturn x**2  # square\n\n\nclass A:\n    pass\n",
   "function add(a, b) {\n  return a + b;\n}\n\n// comment\t\twith tabs\nconst x = [1, 2, 3].map(v => v * 2);",
   "#include <stdio.h>\nint main(void) {\n    printf(\"%d\\n\", 42);\n    return 0;\n}\n",
