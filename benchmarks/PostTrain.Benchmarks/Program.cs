@@ -15,6 +15,7 @@ public static class Program
 {
     static readonly IBenchmark[] All =
     [
+        new TokenizerBenchmark(),
     ];
 
     public static int Main(string[] args)

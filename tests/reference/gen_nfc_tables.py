@@ -12,7 +12,7 @@ def canon_decomp(cp):
         return None
     return [int(x, 16) for x in d.split()]
 
-ccc, decomp, pairs = [], [], []
+ccc, decomp, pairs, notyes = [], [], [], []
 for cp in range(0x110000):
     if 0xD800 <= cp <= 0xDFFF or 0xAC00 <= cp <= 0xD7A3:
         continue
@@ -20,6 +20,8 @@ for cp in range(0x110000):
     k = unicodedata.combining(c)
     if k:
         ccc.append((cp, k))
+    if unicodedata.normalize('NFC', c) != c:
+        notyes.append(cp)
     d = canon_decomp(cp)
     if d is not None:
         full = [ord(x) for x in unicodedata.normalize('NFD', c)]
@@ -39,6 +41,9 @@ out.append('    // code point, length, then the full canonical decomposition, re
 out.append('    static ReadOnlySpan<int> DecompData => [' + ','.join('0x%X,%d,%s' % (cp, len(f), ','.join('0x%X' % v for v in f)) for cp, f in decomp) + '];')
 out.append('    // (first, second, composite) triples, flattened')
 out.append('    static ReadOnlySpan<int> PairData => [' + ','.join('0x%X,0x%X,0x%X' % p for p in pairs) + '];')
+seconds = sorted(set(p[1] for p in pairs) | set(range(0x1161, 0x1176)) | set(range(0x11A8, 0x11C3)))
+out.append('    // NFC_QC No (NFC changes the char alone) or Maybe (second char of a composition)')
+out.append('    static ReadOnlySpan<int> NotYesData => [' + ','.join('0x%X' % v for v in sorted(set(notyes) | set(seconds))) + '];')
 out.append('}')
 open(sys.argv[1], 'w').write('\n'.join(out) + '\n')
 print(len(ccc), len(decomp), len(pairs))

@@ -40,6 +40,7 @@ internal sealed class BytePairModel
     readonly ConcurrentDictionary<string, int[]> _cache = new(StringComparer.Ordinal);
     readonly ConcurrentDictionary<string, int[]>.AlternateLookup<ReadOnlySpan<char>> _cacheBySpan;
     const int CacheCapacity = 200_000, MaxCachedLength = 256;
+    int _cacheCount;
 
     public BytePairModel(Dictionary<string, int> vocab, List<(string A, string B)> merges, bool ignoreMerges, Func<string, Exception> error)
     {
@@ -80,7 +81,14 @@ internal sealed class BytePairModel
         var result = TokenizeUncached(piece);
         if (piece.Length <= MaxCachedLength)
         {
-            if (_cache.Count >= CacheCapacity) _cache.Clear();
+            // ConcurrentDictionary.Count takes every lock, so keep our own (approximate) count.
+            if (Interlocked.Increment(ref _cacheCount) > CacheCapacity)
+            {
+                lock (_cache)
+                {
+                    if (Volatile.Read(ref _cacheCount) > CacheCapacity) { _cache.Clear(); Volatile.Write(ref _cacheCount, 0); }
+                }
+            }
             _cacheBySpan.TryAdd(piece, result);
         }
         ids.AddRange(result);
@@ -113,22 +121,30 @@ internal sealed class BytePairModel
         }
     }
 
+    [ThreadStatic] static int[]? t_sym, t_prev, t_next;
+    [ThreadStatic] static PriorityQueue<long, long>? t_queue;
+
     int[] Merge(ReadOnlySpan<byte> bytes)
     {
         int n = 0;
-        var sym = new int[bytes.Length];
+        if (t_sym is null || t_sym.Length < bytes.Length)
+        {
+            int size = Math.Max(64, bytes.Length);
+            t_sym = new int[size]; t_prev = new int[size]; t_next = new int[size];
+        }
+        var sym = t_sym;
+        var prev = t_prev!;
+        var next = t_next!;
         foreach (var b in bytes)
         {
             int id = _byteToId[b];
             if (id >= 0) sym[n++] = id; // a byte missing from the vocabulary is dropped (no unk token)
         }
         if (n <= 1) return sym[..n];
-        var prev = new int[n];
-        var next = new int[n];
-        var alive = new bool[n];
-        for (int i = 0; i < n; i++) { prev[i] = i - 1; next[i] = i + 1 < n ? i + 1 : -1; alive[i] = true; }
-        // priority: rank << 32 | pos; element: pos << 32 | newId
-        var queue = new PriorityQueue<long, long>(n);
+        for (int i = 0; i < n; i++) { prev[i] = i - 1; next[i] = i + 1 < n ? i + 1 : -1; }
+        // priority: rank << 32 | pos; element: pos << 32 | newId. A removed symbol has prev == -2.
+        var queue = t_queue ??= new PriorityQueue<long, long>(64);
+        queue.Clear();
         for (int i = 0; i + 1 < n; i++)
             if (_merges.TryGetValue(((long)sym[i] << 32) | (uint)sym[i + 1], out var m))
                 queue.Enqueue(((long)i << 32) | (uint)(int)m, (m & ~0xFFFFFFFFL) | (uint)i);
@@ -136,11 +152,11 @@ internal sealed class BytePairModel
         while (queue.TryDequeue(out var top, out _))
         {
             int pos = (int)(top >> 32), newId = (int)(uint)top;
-            if (!alive[pos] || next[pos] < 0) continue;
+            if (prev[pos] == -2 || next[pos] < 0) continue;
             int right = next[pos];
             if (!_merges.TryGetValue(((long)sym[pos] << 32) | (uint)sym[right], out var cur) || (int)(uint)cur != newId) continue;
             sym[pos] = newId;
-            alive[right] = false;
+            prev[right] = -2;
             count--;
             next[pos] = next[right];
             if (next[right] >= 0) prev[next[right]] = pos;

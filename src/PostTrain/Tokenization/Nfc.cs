@@ -45,8 +45,54 @@ internal static partial class Nfc
 
     static int GetCcc(int cp) => cp < 0x300 ? 0 : Ccc.TryGetValue(cp, out var c) ? c : 0;
 
-    /// <summary>Fast test: text with every char below U+0300 is already NFC.</summary>
-    public static bool IsTriviallyNfc(ReadOnlySpan<char> s) => !s.ContainsAnyInRange('\u0300', '\uFFFF');
+    // BMP: bit 7 = NFC_QC not Yes, low 7 bits unused; combining classes in BmpCcc.
+    static readonly byte[] BmpNotYes = new byte[65536];
+    static readonly byte[] BmpCcc = new byte[65536];
+    static readonly HashSet<int> AstralNotYes = [];
+
+    static Nfc()
+    {
+        foreach (var cp in NotYesData)
+        {
+            if (cp < 0x10000) BmpNotYes[cp] = 1;
+            else AstralNotYes.Add(cp);
+        }
+        foreach (var (cp, c) in Ccc)
+            if (cp < 0x10000) BmpCcc[cp] = c;
+    }
+
+    /// <summary>
+    /// NFC quick check (UAX #15): true when <paramref name="s"/> is certainly NFC already. Text with
+    /// every char below U+0300 is; otherwise a char that is not NFC_QC=Yes or combining classes out
+    /// of order send the text to the full algorithm.
+    /// </summary>
+    public static bool IsTriviallyNfc(ReadOnlySpan<char> s)
+    {
+        int first = s.IndexOfAnyInRange('\u0300', '\uFFFF');
+        if (first < 0) return true;
+        int lastCcc = 0;
+        for (int i = first; i < s.Length; i++)
+        {
+            char c = s[i];
+            if (c < 0x300) { lastCcc = 0; continue; }
+            int cp = c, cc;
+            bool notYes;
+            if (char.IsHighSurrogate(c) && i + 1 < s.Length && char.IsLowSurrogate(s[i + 1]))
+            {
+                cp = char.ConvertToUtf32(c, s[++i]);
+                cc = GetCcc(cp);
+                notYes = AstralNotYes.Contains(cp);
+            }
+            else
+            {
+                cc = BmpCcc[c];
+                notYes = BmpNotYes[c] != 0;
+            }
+            if (notYes || (cc != 0 && lastCcc > cc)) return false;
+            lastCcc = cc;
+        }
+        return true;
+    }
 
     /// <summary>
     /// Normalizes <paramref name="s"/> to NFC. When it changes, returns the new string and for each
