@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Collections.Concurrent;
 using System.Text;
+using Microsoft.ML.Tokenizers;
 
 namespace PostTrain.Tokenization;
 
@@ -42,7 +43,24 @@ internal sealed class BytePairModel
     const int CacheCapacity = 200_000, MaxCachedLength = 256;
     int _cacheCount;
 
-    public BytePairModel(Dictionary<string, int> vocab, List<(string A, string B)> merges, bool ignoreMerges, Func<string, Exception> error)
+    /// <summary>
+    /// Microsoft.ML.Tokenizers' byte-level BPE, used as the merge engine on cache misses: it gives
+    /// the same ids as HF's BPE for every pre-token (checked piece by piece against our own port of
+    /// HF's merge loop, <see cref="Merge"/>), but knows nothing of ignore_merges, NFC, the split
+    /// regexes, added tokens or offsets, which stay ours. Null when merges cannot be given to it
+    /// as "a b" strings (a token containing a space); then <see cref="Merge"/> runs.
+    /// </summary>
+    readonly BpeTokenizer? _ml;
+
+    sealed class WholePiece : PreTokenizer
+    {
+        public static readonly WholePiece Instance = new();
+        static readonly (int, int)[] None = [];
+        public override IEnumerable<(int Offset, int Length)> PreTokenize(string text) => text.Length == 0 ? None : [(0, text.Length)];
+        public override IEnumerable<(int Offset, int Length)> PreTokenize(ReadOnlySpan<char> text) => text.Length == 0 ? None : [(0, text.Length)];
+    }
+
+    public BytePairModel(Dictionary<string, int> vocab, List<(string A, string B)> merges, bool ignoreMerges, Func<string, Exception> error, bool useMlTokenizers = true)
     {
         Vocab = vocab;
         _vocabBySpan = vocab.GetAlternateLookup<ReadOnlySpan<char>>();
@@ -67,6 +85,15 @@ internal sealed class BytePairModel
             if (!vocab.TryGetValue(b, out var ib)) throw error($"merge {rank}: token '{b}' is not in the vocabulary");
             if (!vocab.TryGetValue(a + b, out var inew)) throw error($"merge {rank}: token '{a + b}' is not in the vocabulary");
             _merges[((long)ia << 32) | (uint)ib] = ((long)rank << 32) | (uint)inew;
+        }
+        if (useMlTokenizers && !merges.Any(m => m.A.Contains(' ') || m.B.Contains(' ')) && _byteToId.All(id => id >= 0))
+        {
+            _ml = BpeTokenizer.Create(new BpeOptions(vocab)
+            {
+                Merges = merges.Select(m => m.A + " " + m.B),
+                ByteLevel = true,
+                PreTokenizer = WholePiece.Instance,
+            });
         }
     }
 
@@ -104,6 +131,8 @@ internal sealed class BytePairModel
             // Lone surrogates become U+FFFD, as they would in a Rust String.
             int n = Encoding.UTF8.GetBytes(piece, bytes);
             bytes = bytes[..n];
+            if (_ml is not null && !HasLoneSurrogate(piece) && !_ignoreMerges)
+                return [.. _ml.EncodeToIds(piece, considerPreTokenization: true, considerNormalization: false)];
             if (_ignoreMerges)
             {
                 char[]? rentedChars = null;
@@ -112,6 +141,8 @@ internal sealed class BytePairModel
                 bool found = _vocabBySpan.TryGetValue(chars[..n], out var whole);
                 if (rentedChars is not null) ArrayPool<char>.Shared.Return(rentedChars);
                 if (found) return [whole];
+                if (_ml is not null && !HasLoneSurrogate(piece))
+                    return [.. _ml.EncodeToIds(piece, considerPreTokenization: true, considerNormalization: false)];
             }
             return Merge(bytes);
         }
@@ -121,6 +152,22 @@ internal sealed class BytePairModel
         }
     }
 
+    static bool HasLoneSurrogate(ReadOnlySpan<char> s)
+    {
+        int i = s.IndexOfAnyInRange('\uD800', '\uDFFF');
+        if (i < 0) return false;
+        for (; i < s.Length; i++)
+        {
+            if (char.IsHighSurrogate(s[i]) && i + 1 < s.Length && char.IsLowSurrogate(s[i + 1])) { i++; continue; }
+            if (char.IsSurrogate(s[i])) return true;
+        }
+        return false;
+    }
+
+    /// <summary>
+    /// HF's BPE merge loop (word.rs merge_all): a priority queue of (rank, position) merges, stale
+    /// entries skipped. Runs when Microsoft.ML.Tokenizers cannot (see <see cref="_ml"/>).
+    /// </summary>
     [ThreadStatic] static int[]? t_sym, t_prev, t_next;
     [ThreadStatic] static PriorityQueue<long, long>? t_queue;
 
