@@ -140,6 +140,29 @@ function fuzzStrings(count, seed) {
   return out;
 }
 
+// Random code points from every plane in use (unassigned ones and Unicode-version edge cases too),
+// mixed with spaces, to catch differences in character tables.
+function wideFuzzStrings(count, seed) {
+  const rnd = mulberry32(seed);
+  const out = [];
+  for (let n = 0; n < count; n++) {
+    const len = 1 + Math.floor(rnd() * 24);
+    let s = "";
+    for (let i = 0; i < len; i++) {
+      const r = rnd();
+      let cp;
+      if (r < 0.15) cp = 0x20;
+      else if (r < 0.6) cp = Math.floor(rnd() * 0x10000);
+      else if (r < 0.85) cp = 0x10000 + Math.floor(rnd() * 0x10000);
+      else cp = 0x20000 + Math.floor(rnd() * 0x20000);
+      if (cp >= 0xd800 && cp <= 0xdfff) cp = 0x41;
+      s += String.fromCodePoint(cp);
+    }
+    out.push(s);
+  }
+  return out;
+}
+
 function toUtf16Offsets(text, offsets) {
   // HF gives offsets in code points; the C# API uses UTF-16 units.
   const map = [0];
@@ -150,7 +173,7 @@ function toUtf16Offsets(text, offsets) {
 
 async function goldensFor(model) {
   const tok = loadTokenizerJson(model);
-  const texts = [...fixed, ...fuzzStrings(400, model === "qwen3" ? 1 : 2)];
+  const texts = [...fixed, ...fuzzStrings(400, model === "qwen3" ? 1 : 2), ...wideFuzzStrings(200, model === "qwen3" ? 3 : 4)];
   const cases = [];
   for (const text of texts) {
     const e = await tok.encode(text, null, { addSpecialTokens: false });

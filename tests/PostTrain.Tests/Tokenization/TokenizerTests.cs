@@ -166,3 +166,17 @@ public sealed class TokenizerTests(TokenizerFixture fx) : IClassFixture<Tokenize
         Assert.DoesNotContain(151670, tok.Encode("swordfish"));
     }
 }
+
+public sealed class TokenizerConcurrencyTests(TokenizerFixture fx) : IClassFixture<TokenizerFixture>
+{
+    [Fact]
+    public void ParallelEncodesGiveTheSequentialResult()
+    {
+        var tok = HfTokenizer.FromDirectory(fx.Dir("qwen3")); // fresh: empty caches
+        var texts = Enumerable.Range(0, 400).Select(i => $"Line {i}: some wörds {i * 7919} 你好{i} e\u0301 😀 𝐀{i}x word{i % 37}ing").ToArray();
+        var parallel = new int[texts.Length][];
+        Parallel.For(0, texts.Length, new ParallelOptions { MaxDegreeOfParallelism = 4 }, i => parallel[i] = tok.Encode(texts[i]));
+        var reference = fx.Get("qwen3");
+        for (int i = 0; i < texts.Length; i++) Assert.Equal(reference.Encode(texts[i]), parallel[i]);
+    }
+}
