@@ -180,3 +180,33 @@ public sealed class TokenizerConcurrencyTests(TokenizerFixture fx) : IClassFixtu
         for (int i = 0; i < texts.Length; i++) Assert.Equal(reference.Encode(texts[i]), parallel[i]);
     }
 }
+
+public sealed class RegexFallbackTests(TokenizerFixture fx) : IClassFixture<TokenizerFixture>
+{
+    /// <summary>
+    /// A split pattern we have no hand-written matcher for runs through .NET Regex over a text where
+    /// each astral code point is one stand-in char; with Qwen's pattern spelled differently
+    /// (\p{N}{1} for \p{N}) it must give HF's ids on the whole golden corpus.
+    /// </summary>
+    [Fact]
+    public void RegexFallbackMatchesHuggingFaceOnGoldens()
+    {
+        var dir = Path.Combine(fx.Root, "qwen3-regex-fallback");
+        Directory.CreateDirectory(dir);
+        var json = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(fx.Dir("qwen3"), "tokenizer.json")))!;
+        var split = json["pre_tokenizer"]!["pretokenizers"]![0]!;
+        Assert.Equal(KnownPatternSplitter.QwenPattern, (string)split["pattern"]!["Regex"]!);
+        split["pattern"]!["Regex"] = KnownPatternSplitter.QwenPattern.Replace(@"|\p{N}|", @"|\p{N}{1}|");
+        File.WriteAllText(Path.Combine(dir, "tokenizer.json"), json.ToJsonString());
+        var tok = HfTokenizer.FromDirectory(dir);
+        using var g = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(TokenizerFixture.FixtureDir, "goldens.qwen3.json")));
+        var failures = new List<string>();
+        foreach (var c in g.RootElement.GetProperty("cases").EnumerateArray())
+        {
+            var text = c.GetProperty("text").GetString()!;
+            var want = c.GetProperty("ids").EnumerateArray().Select(e => e.GetInt32());
+            if (!tok.Encode(text).SequenceEqual(want)) failures.Add(System.Text.Json.JsonSerializer.Serialize(text));
+        }
+        Assert.True(failures.Count == 0, $"{failures.Count} differ: " + string.Join(" ", failures.Take(10)));
+    }
+}
