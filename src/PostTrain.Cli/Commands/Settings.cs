@@ -158,6 +158,10 @@ public static class LoopSettings
 
     static IEnumerable<Setting<TrainingOptions>> Loop() =>
     [
+        S<TrainingOptions>("model", "Model directory to start from (Hugging Face layout)", typeof(string), o => o.Model, (o, v) => o with { Model = (string?)v }),
+        S<TrainingOptions>("data", "Training data: .jsonl, .json or .parquet file, or a directory of them", typeof(string), o => o.Data, (o, v) => o with { Data = (string?)v }),
+        S<TrainingOptions>("eval-data", "Evaluation data, scored every --eval-steps and at the end", typeof(string), o => o.EvalData, (o, v) => o with { EvalData = (string?)v }),
+        S<TrainingOptions>("output", "Run directory: metrics.jsonl, TensorBoard, checkpoints, the final model", typeof(string), o => o.Output, (o, v) => o with { Output = (string?)v }),
         S<TrainingOptions>("learning-rate", "Peak learning rate", typeof(double), o => o.LearningRate, (o, v) => o with { LearningRate = (double)v! }),
         S<TrainingOptions>("batch-size", "Sequences per micro-batch", typeof(int), o => o.BatchSize, (o, v) => o with { BatchSize = (int)v! }),
         S<TrainingOptions>("gradient-accumulation-steps", "Micro-batches per optimiser step", typeof(int), o => o.GradientAccumulationSteps, (o, v) => o with { GradientAccumulationSteps = (int)v! }),

@@ -10,6 +10,7 @@ public static class Verbs
         InitCommand.Create(),
         LogprobsCommand.Create(),
         TokenizeCommand.Create(),
+        SftCommand.Create(),
     ];
 
     /// <summary>
