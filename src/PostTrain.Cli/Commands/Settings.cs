@@ -30,14 +30,17 @@ public sealed class SettingTable<TOptions>(IReadOnlyList<Setting<TOptions>> sett
 
     public IReadOnlyList<Setting<TOptions>> Settings => settings;
 
-    public void AddTo(Command command)
+    /// <summary>Adds --config and every setting, showing the defaults of <paramref name="defaults"/>.</summary>
+    public void AddTo(Command command, TOptions defaults)
     {
         command.Options.Add(config);
         foreach (var s in settings)
         {
+            var value = s.Get(defaults);
+            var shown = value is null or false ? "" : $" [default: {Text(value)}]";
             Option option = s.Type == typeof(bool)
                 ? new Option<bool>("--" + s.Name) { Description = s.Description }
-                : new Option<string?>("--" + s.Name) { Description = s.Description + (s.Choices is null ? "" : $" ({string.Join("|", s.Choices)})") };
+                : new Option<string?>("--" + s.Name) { Description = s.Description + (s.Choices is null ? "" : $" ({string.Join("|", s.Choices)})") + shown };
             s.Option = option;
             command.Options.Add(option);
         }
@@ -127,20 +130,20 @@ public sealed class SettingTable<TOptions>(IReadOnlyList<Setting<TOptions>> sett
         foreach (var s in settings)
         {
             var value = s.Get(options);
-            var text = value switch
-            {
-                null => "null",
-                bool b => b ? "true" : "false",
-                double d => d.ToString("R", CultureInfo.InvariantCulture),
-                Enum e => e.ToString().ToLowerInvariant(),
-                IFormattable f => f.ToString(null, CultureInfo.InvariantCulture),
-                string str => Quote(str),
-                _ => Quote(value.ToString()!),
-            };
-            sb.Append(s.Name).Append(": ").Append(text).Append('\n');
+            sb.Append(s.Name).Append(": ").Append(value is string str ? Quote(str) : Text(value)).Append('\n');
         }
         return sb.ToString();
     }
+
+    static string Text(object? value) => value switch
+    {
+        null => "null",
+        bool b => b ? "true" : "false",
+        double d => d.ToString("R", CultureInfo.InvariantCulture),
+        Enum e => e.ToString().ToLowerInvariant(),
+        IFormattable f => f.ToString(null, CultureInfo.InvariantCulture),
+        _ => value.ToString()!,
+    };
 
     static string Quote(string s) => "\"" + s.Replace("\\", "\\\\").Replace("\"", "\\\"") + "\"";
 }

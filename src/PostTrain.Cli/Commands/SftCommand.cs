@@ -21,7 +21,7 @@ public static class SftCommand
     public static Command Create()
     {
         var command = new Command("sft", "Supervised fine-tuning: imitate completions / assistant turns (loss on those tokens only)");
-        Table.AddTo(command);
+        Table.AddTo(command, new SftOptions());
         var resume = TrainingRuns.ResumeOption();
         command.Options.Add(resume);
         command.SetAction(result => Verbs.Guard(result, stdout =>
