@@ -7,6 +7,7 @@ public static class Verbs
 {
     public static IEnumerable<Command> All() =>
     [
+        TemplateCommand.Create(),
     ];
 
     /// <summary>

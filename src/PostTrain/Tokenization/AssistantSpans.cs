@@ -11,20 +11,22 @@ namespace PostTrain.Tokenization;
 /// <item>If the template has {% generation %} blocks, the spans are exactly those blocks
 /// (what transformers' return_assistant_tokens_mask uses).</item>
 /// <item>Otherwise, for each message i with role "assistant":
-///   the span STARTS where the render of messages[:i] with add_generation_prompt=true ends,
-///   when the full render starts with it (so the generation prompt, e.g.
-///   "&lt;|im_start|&gt;assistant\n", is not part of the span); when it does not (a template
-///   whose generation prompt differs from how that turn is rendered in the full conversation,
-///   e.g. Qwen3 with enable_thinking=false), it starts where the two renders first differ.
-///   The span ENDS where that assistant turn's rendering ends, including whatever the template
-///   emits to close the turn (e.g. "&lt;|im_end|&gt;", "&lt;|eot_id|&gt;", "&lt;/s&gt;"), but
-///   not pure whitespace that follows: the end is where the render of messages[:i+1] ends, when
-///   the full render starts with it; otherwise (templates such as Qwen3 that render earlier
-///   assistant turns differently once later turns exist) the turn's end is located in the full
-///   render by marking the end of the message's content with a sentinel, rendering both the
-///   full conversation and messages[:i+1] with it, and taking the length of what follows the
-///   sentinel in the latter (the turn's closing text) from the sentinel's place in the former.
-///   Trailing whitespace (spaces, newlines) is then dropped from the span.</item>
+/// <para>START: where the render of messages[:i] with add_generation_prompt=true ends, when the
+/// full render starts with it (so the generation prompt, e.g. "&lt;|im_start|&gt;assistant\n", is
+/// not in the span); otherwise (a generation prompt that differs from how the turn is rendered in
+/// the full conversation, e.g. Qwen3 with enable_thinking=false) where the two renders first differ.</para>
+/// <para>END: where that assistant turn's rendering ends, INCLUDING what the template emits to close
+/// the turn ("&lt;|im_end|&gt;", "&lt;|eot_id|&gt;", "&lt;/s&gt;", ...) and EXCLUDING whitespace that
+/// follows. It is found by appending a sentinel to the message's content: the sentinel's place in the
+/// full render marks the end of the content (this works for templates such as Qwen3 that render earlier
+/// assistant turns differently once later turns exist), and the closing text is what follows the
+/// sentinel both when the turn is the last message and when another message follows it (their common
+/// prefix). If those two differ inside the next turn's opening (templates that always append a header
+/// after the last message, e.g. Llama 3's "&lt;|start_header_id|&gt;assistant..."), the opening's
+/// marker ("&lt;|start_header_id|&gt;", "&lt;|im_start|&gt;", a partial "&lt;|") is cut off. When the
+/// content is not a plain string (tool-call-only turns, multimodal parts), the end is where the render of
+/// messages[:i+1] ends when the full render starts with it, else where the two first differ.</para>
+/// Spans then lose trailing whitespace; empty spans are dropped.</item>
 /// </list>
 /// Spans always refer to the full render; nothing assumes a particular format such as ChatML.
 /// </summary>
@@ -57,10 +59,12 @@ public static class AssistantSpans
             string prompt = Render(Slice(messages, i), true);
             int start = full.StartsWith(prompt, StringComparison.Ordinal) ? prompt.Length : CommonPrefix(full, prompt);
 
-            string upTo = Render(Slice(messages, i + 1), false);
-            int end;
-            if (full.StartsWith(upTo, StringComparison.Ordinal)) end = upTo.Length;
-            else end = SentinelEnd(messages, i, full, Render) ?? CommonPrefix(full, upTo);
+            int end = SentinelEnd(messages, i, full, Render) ?? -1;
+            if (end < 0)
+            {
+                string upTo = Render(Slice(messages, i + 1), false);
+                end = full.StartsWith(upTo, StringComparison.Ordinal) ? upTo.Length : SuffixEnd(full, upTo, start);
+            }
 
             while (end > start && StringMethodsIsSpace(full[end - 1])) end--;
             if (end > start) spans.Add(new CharSpan(start, end));
@@ -77,6 +81,22 @@ public static class AssistantSpans
         return result;
     }
 
+    /// <summary>
+    /// The turn renders differently as the last message (e.g. Qwen3 adds an empty think block): the end
+    /// is where the longest tail of the turn's text in <paramref name="upTo"/> first occurs in the full
+    /// render after <paramref name="start"/>.
+    /// </summary>
+    private static int SuffixEnd(string full, string upTo, int start)
+    {
+        string turn = upTo[Math.Min(start, upTo.Length)..].TrimEnd();
+        for (int k = turn.Length, tries = 0; k > 0 && tries < 4096; k--, tries++)
+        {
+            int idx = full.IndexOf(turn[^k..], start, StringComparison.Ordinal);
+            if (idx >= 0) return idx + k;
+        }
+        return CommonPrefix(full, upTo);
+    }
+
     private static int CommonPrefix(string a, string b)
     {
         int n = Math.Min(a.Length, b.Length), i = 0;
@@ -87,25 +107,65 @@ public static class AssistantSpans
     /// <summary>Locates the end of assistant turn i in the full render with a sentinel appended to its content.</summary>
     private static int? SentinelEnd(JsonArray messages, int i, string full, Func<JsonArray, bool, string> render)
     {
+        if (messages[i]?["content"] is not JsonValue content || content.GetValueKind() != System.Text.Json.JsonValueKind.String) return null;
+        var text = content.GetValue<string>();
+        if (text.Length == 0) return null;
+        // The sentinel goes after the content, or (for templates that trim it) after its trimmed end.
+        return SentinelEnd(messages, i, full, render, text + Sentinel)
+            ?? (text.TrimEnd() != text ? SentinelEnd(messages, i, full, render, text.TrimEnd() + Sentinel) : null);
+    }
+
+    private static int? SentinelEnd(JsonArray messages, int i, string full, Func<JsonArray, bool, string> render, string markedContent)
+    {
         var marked = Slice(messages, messages.Count);
         var msg = (JsonObject)marked[i]!;
-        if (msg["content"] is not JsonValue content || content.GetValueKind() != System.Text.Json.JsonValueKind.String) return null;
-        msg["content"] = content.GetValue<string>() + Sentinel;
-        string markedFull, markedTurn;
+        msg["content"] = markedContent;
+        string markedFull, asLast;
+        string? withNext = null;
         try
         {
             markedFull = render(marked, false);
-            markedTurn = render(Slice(marked, i + 1), false);
+            var turn = Slice(marked, i + 1);
+            asLast = render(turn, false);
+            turn.Add(new JsonObject { ["role"] = "user", ["content"] = "\uE002" });
+            try { withNext = render(turn, false); } catch (Jinja.TemplateError) { }
         }
         catch (Jinja.TemplateError)
         {
             return null;
         }
         int p = markedFull.IndexOf(Sentinel, StringComparison.Ordinal);
-        int q = markedTurn.IndexOf(Sentinel, StringComparison.Ordinal);
-        if (p < 0 || q < 0 || markedFull.IndexOf(Sentinel, p + 1, StringComparison.Ordinal) >= 0) return null;
+        if (p < 0 || markedFull.IndexOf(Sentinel, p + 1, StringComparison.Ordinal) >= 0) return null;
         if (markedFull.Remove(p, Sentinel.Length) != full) return null;
-        string closing = markedTurn[(q + Sentinel.Length)..];
+        string? After(string text)
+        {
+            int q = text.IndexOf(Sentinel, StringComparison.Ordinal);
+            return q < 0 ? null : text[(q + Sentinel.Length)..];
+        }
+        var closingLast = After(asLast);
+        if (closingLast is null) return null;
+        var closingNext = withNext is null ? null : After(withNext);
+        string closing = closingLast;
+        if (closingNext is not null)
+        {
+            closing = closingLast[..CommonPrefix(closingLast, closingNext)];
+            if (closing.Length < closingLast.Length && closing.Length < closingNext.Length) closing = CutOpening(closing);
+        }
         return p + CommonPrefix(full[p..], closing);
+    }
+
+    /// <summary>
+    /// The closing text ran into the next turn's opening (the two continuations differ only from the
+    /// role onwards): drop a trailing partial marker ("&lt;|") or, if a marker remains before it, the
+    /// trailing complete marker ("&lt;|start_header_id|&gt;", "&lt;|im_start|&gt;", "&lt;start_of_turn&gt;").
+    /// </summary>
+    private static string CutOpening(string closing)
+    {
+        int lt = closing.LastIndexOf('<');
+        if (lt < 0) return closing;
+        if (closing.IndexOf('>', lt) < 0) return closing[..lt];
+        if (!closing.EndsWith('>')) return closing;
+        var before = closing[..lt];
+        return before.Contains('<') && before.Contains('>') ? before : closing;
     }
 }

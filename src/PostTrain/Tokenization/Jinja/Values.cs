@@ -128,7 +128,22 @@ public static class ValueConverter
                 foreach (var v in arr) list.Add(FromNode(v));
                 return list;
             default:
-                return FromElement(node.GetValue<JsonElement>());
+                var value = node.AsValue();
+                if (value.TryGetValue<JsonElement>(out var element)) return FromElement(element);
+                switch (value.GetValueKind())
+                {
+                    case JsonValueKind.String: return value.GetValue<string>();
+                    case JsonValueKind.True: return true;
+                    case JsonValueKind.False: return false;
+                    case JsonValueKind.Number:
+                        if (value.TryGetValue<long>(out var l)) return l;
+                        if (value.TryGetValue<int>(out var i)) return (long)i;
+                        if (value.TryGetValue<double>(out var d)) return d;
+                        if (value.TryGetValue<float>(out var f)) return (double)f;
+                        if (value.TryGetValue<decimal>(out var m)) return (double)m;
+                        return FromElement(JsonSerializer.SerializeToElement(value));
+                    default: return FromElement(JsonSerializer.SerializeToElement(value));
+                }
         }
     }
 
