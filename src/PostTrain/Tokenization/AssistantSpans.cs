@@ -10,23 +10,23 @@ namespace PostTrain.Tokenization;
 /// <list type="bullet">
 /// <item>If the template has {% generation %} blocks, the spans are exactly those blocks
 /// (what transformers' return_assistant_tokens_mask uses).</item>
-/// <item>Otherwise, for each message i with role "assistant":
-/// <para>START: where the render of messages[:i] with add_generation_prompt=true ends, when the
-/// full render starts with it (so the generation prompt, e.g. "&lt;|im_start|&gt;assistant\n", is
-/// not in the span); otherwise (a generation prompt that differs from how the turn is rendered in
-/// the full conversation, e.g. Qwen3 with enable_thinking=false) where the two renders first differ.</para>
-/// <para>END: where that assistant turn's rendering ends, INCLUDING what the template emits to close
-/// the turn ("&lt;|im_end|&gt;", "&lt;|eot_id|&gt;", "&lt;/s&gt;", ...) and EXCLUDING whitespace that
-/// follows. It is found by appending a sentinel to the message's content: the sentinel's place in the
-/// full render marks the end of the content (this works for templates such as Qwen3 that render earlier
-/// assistant turns differently once later turns exist), and the closing text is what follows the
-/// sentinel both when the turn is the last message and when another message follows it (their common
-/// prefix). If those two differ inside the next turn's opening (templates that always append a header
-/// after the last message, e.g. Llama 3's "&lt;|start_header_id|&gt;assistant..."), the opening's
-/// marker ("&lt;|start_header_id|&gt;", "&lt;|im_start|&gt;", a partial "&lt;|") is cut off. When the
-/// content is not a plain string (tool-call-only turns, multimodal parts), the end is where the render of
-/// messages[:i+1] ends when the full render starts with it, else where the two first differ.</para>
-/// Spans then lose trailing whitespace; empty spans are dropped.</item>
+/// <item>Otherwise, for each message i with role "assistant", the engine records which output the
+/// template wrote during its for-loop iteration over that message object (templates loop over
+/// `messages`, a slice such as `messages[1:]`, or a filtered copy; the message dicts are the same
+/// objects). That iteration's output is the turn: the header, the content, tool calls, and the
+/// closing marker the template emits ("&lt;|im_end|&gt;", "&lt;|eot_id|&gt;", "&lt;|end|&gt;",
+/// "&lt;/s&gt;", ...). This holds for templates such as Qwen3 that render earlier assistant turns
+/// differently once later turns exist, because it reads the full render itself.
+/// <para>START: the generation prompt is not part of the span. If the full render starts with the
+/// render of messages[:i] with add_generation_prompt=true, and that ends inside the turn, the span
+/// starts there; otherwise the generation prompt G (what add_generation_prompt=true appends to the
+/// render of messages[:i]) is matched at the start of the turn's output, and the span starts after
+/// the longest prefix of G found there.</para>
+/// <para>END: where the turn's iteration output ends, INCLUDING the end-of-turn marker, EXCLUDING
+/// trailing whitespace/newlines.</para>
+/// If a template does not loop over the message objects, the end is found by appending a sentinel to
+/// the message's content and locating it in the full render (see <c>SentinelEnd</c>), else by comparing
+/// with the render of messages[:i+1].</item>
 /// </list>
 /// Spans always refer to the full render; nothing assumes a particular format such as ChatML.
 /// </summary>
@@ -51,19 +51,38 @@ public static class AssistantSpans
             return result.GenerationSpans.Where(s => s.End > s.Start).ToList();
         }
 
-        string full = Render(messages, false);
+        var (fullResult, turns) = template.RenderTracked(new ChatTemplateInput
+        {
+            Messages = messages, Tools = tools, Documents = documents, AddGenerationPrompt = false, Variables = variables,
+        });
+        string full = fullResult.Text;
         var spans = new List<CharSpan>();
         for (int i = 0; i < messages.Count; i++)
         {
             if (messages[i] is not JsonObject m || (string?)(m["role"] as JsonValue) != "assistant") continue;
             string prompt = Render(Slice(messages, i), true);
-            int start = full.StartsWith(prompt, StringComparison.Ordinal) ? prompt.Length : CommonPrefix(full, prompt);
-
-            int end = SentinelEnd(messages, i, full, Render) ?? -1;
-            if (end < 0)
+            int start, end;
+            if (turns.TryGetValue(i, out var turn))
             {
-                string upTo = Render(Slice(messages, i + 1), false);
-                end = full.StartsWith(upTo, StringComparison.Ordinal) ? upTo.Length : SuffixEnd(full, upTo, start);
+                end = turn.End;
+                if (full.StartsWith(prompt, StringComparison.Ordinal) && prompt.Length >= turn.Start && prompt.Length <= turn.End)
+                    start = prompt.Length;
+                else
+                {
+                    string before = Render(Slice(messages, i), false);
+                    string g = prompt.StartsWith(before, StringComparison.Ordinal) ? prompt[before.Length..] : prompt[CommonPrefix(prompt, before)..];
+                    start = turn.Start + CommonPrefix(full[turn.Start..turn.End], g);
+                }
+            }
+            else
+            {
+                start = full.StartsWith(prompt, StringComparison.Ordinal) ? prompt.Length : CommonPrefix(full, prompt);
+                end = SentinelEnd(messages, i, full, Render) ?? -1;
+                if (end < 0)
+                {
+                    string upTo = Render(Slice(messages, i + 1), false);
+                    end = full.StartsWith(upTo, StringComparison.Ordinal) ? upTo.Length : SuffixEnd(full, upTo, start);
+                }
             }
 
             while (end > start && StringMethodsIsSpace(full[end - 1])) end--;

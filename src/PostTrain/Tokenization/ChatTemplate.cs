@@ -141,19 +141,23 @@ public sealed class ChatTemplate
     }
 
     /// <summary>Renders as apply_chat_template(messages, tools=, documents=, add_generation_prompt=, **variables, tokenize=False).</summary>
-    public RenderResult Render(ChatTemplateInput input)
+    public RenderResult Render(ChatTemplateInput input) => RenderTracked(input).Result;
+
+    /// <summary>Renders and reports, per message index, the output span of the template's loop iteration over that message.</summary>
+    internal (RenderResult Result, Dictionary<int, (int Start, int End)> MessageSpans) RenderTracked(ChatTemplateInput input)
     {
         var context = new Dictionary<string, object?>();
         foreach (var (k, v) in SpecialTokens) context[k] = v;
-        context["messages"] = ValueConverter.FromNode(input.Messages);
+        var messages = (List<object?>)ValueConverter.FromNode(input.Messages)!;
+        context["messages"] = messages;
         context["tools"] = input.Tools is null ? null : ValueConverter.FromNode(input.Tools);
         context["documents"] = input.Documents is null ? null : ValueConverter.FromNode(input.Documents);
         context["add_generation_prompt"] = input.AddGenerationPrompt;
         if (input.Variables is not null)
             foreach (var (k, v) in input.Variables) context[k] = ValueConverter.From(v);
-        var interp = new Interpreter(SourceName, Now);
+        var interp = new Interpreter(SourceName, Now) { TrackedItems = messages.Select(m => m ?? new object()).ToList() };
         var text = interp.Render(_body, context);
-        return new RenderResult(text, interp.GenerationSpans.Select(s => new CharSpan(s.Start, s.End)).ToList());
+        return (new RenderResult(text, interp.GenerationSpans.Select(s => new CharSpan(s.Start, s.End)).ToList()), interp.TrackedSpans);
     }
 
     /// <summary>Renders with an arbitrary context (values are JsonNode or plain .NET values); special tokens are added unless given.</summary>

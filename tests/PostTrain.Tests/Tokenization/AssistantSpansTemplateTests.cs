@@ -62,6 +62,32 @@ public class AssistantSpansTemplateTests
     }
 
     [Fact]
+    public void GptOss_FinalTurnEndsWithReturn_EarlierWithEnd()
+    {
+        var spans = SpanTexts("gpt-oss", "tools_string_args_multi");
+        Assert.Equal([
+            " to=functions.add<|channel|>commentary json<|message|>\"{\\\"a\\\": 1.5, \\\"b\\\": 2}\"<|call|>",
+            "<|channel|>final<|message|>1.5+2 = 3.5 and 3*4 = 12.<|end|>",
+            "<|channel|>final<|message|>4.<|return|>"], spans);
+    }
+
+    [Fact]
+    public void TemplateNotLoopingOverMessages_UsesSentinelFallback()
+    {
+        var t = ChatTemplate.Parse(
+            "{% for i in range(messages | length) %}{% set m = messages[i] %}<|{{ m.role }}|>{{ m.content | trim }}<|end|>\n{% endfor %}" +
+            "{% if add_generation_prompt %}<|assistant|>{% endif %}", "indexed.jinja");
+        var messages = new JsonArray(
+            new JsonObject { ["role"] = "user", ["content"] = "Hi" },
+            new JsonObject { ["role"] = "assistant", ["content"] = "Hello\n" },
+            new JsonObject { ["role"] = "user", ["content"] = "Bye" },
+            new JsonObject { ["role"] = "assistant", ["content"] = "Ciao" });
+        var full = t.Render(new ChatTemplateInput { Messages = messages }).Text;
+        var spans = t.AssistantSpans(messages).Select(s => full[s.Start..s.End]).ToList();
+        Assert.Equal(["Hello<|end|>", "Ciao<|end|>"], spans);
+    }
+
+    [Fact]
     public void GenerationBlocksAreUsedWhenPresent()
     {
         var spans = SpanTexts("chatml-generation", "system_multi_turn");

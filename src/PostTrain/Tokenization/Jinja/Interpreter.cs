@@ -70,6 +70,13 @@ public sealed class Interpreter
     /// <summary>Character [start, end) spans of {% generation %} blocks in the output.</summary>
     public List<(int Start, int End)> GenerationSpans { get; } = [];
 
+    /// <summary>
+    /// Values (by reference, e.g. the message dicts) whose for-loop iterations are tracked: for each,
+    /// the output span of the last iteration over it that wrote to the result.
+    /// </summary>
+    public IReadOnlyList<object>? TrackedItems { get; set; }
+    public Dictionary<int, (int Start, int End)> TrackedSpans { get; } = [];
+
     public Interpreter(string name, Func<DateTime> now)
     {
         _name = name;
@@ -197,9 +204,19 @@ public sealed class Interpreter
             loop = new LoopInfo(items, i);
             iter.Vars["loop"] = loop;
             Assign(f.Target, items[i], iter);
+            int tracked = TrackedIndex(items[i]);
+            int before = Out.Length;
             var flow = Exec(f.Body, iter);
+            if (tracked >= 0 && _out.Count == 1 && Out.Length > before) TrackedSpans[tracked] = (before, Out.Length);
             if (flow == Flow.Break) break;
         }
+    }
+
+    private int TrackedIndex(object? item)
+    {
+        if (TrackedItems is null || item is null) return -1;
+        for (int k = 0; k < TrackedItems.Count; k++) if (ReferenceEquals(TrackedItems[k], item)) return k;
+        return -1;
     }
 
     private void Assign(Expr target, object? value, Scope scope)
