@@ -217,6 +217,8 @@ FEATURES = [
     ("think_split", "{% set c = content.split('</think>')[-1].lstrip('\\n') %}{% set r = content.split('</think>')[0].rstrip('\\n').split('<think>')[-1].lstrip('\\n') %}[{{ r }}][{{ c }}]", {"content": "<think>\nreason\n</think>\n\nanswer"}),
     ("content_is_string_or_list", "{% for m in messages %}{% if m.content is string %}{{ m.content }}{% else %}{% for p in m.content %}{% if p.type == 'text' %}{{ p.text }}{% endif %}{% endfor %}{% endif %};{% endfor %}", {"messages": [{"content": "s"}, {"content": [{"type": "image"}, {"type": "text", "text": "t"}]}]}),
     ("loop_outside_undefined", "[{{ loop is defined }}]{% for x in [1] %}{% for y in [2] %}{{ loop.depth }}{% endfor %}{% endfor %}", {}),
+    ("unknown_filter_in_dead_branch", "{% if false %}{{ x | nosuch }}{% endif %}ok", {}),
+    ("unknown_test_error", "{{ x is nosuchtest }}", {}),
     ("in_none_error", "{{ 'a' in none }}", {}),
     ("attr_filter_and_get", "{{ d | attr('keys') is defined }} {{ d.get('tool_calls') is none }} {{ d.tool_calls is defined }}", {"d": {"role": "user"}}),
     ("namespace_in_macro", "{% set ns = namespace(items=[]) %}{% macro add(x) %}{% set ns.items = ns.items + [x] %}{% endmacro %}{{ add(1) }}{{ add(2) }}{{ ns.items }}", {}),

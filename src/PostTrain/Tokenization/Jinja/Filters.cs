@@ -20,6 +20,16 @@ public static partial class Filters
         public string Filter => filter;
     }
 
+    /// <summary>Every built-in filter name of jinja2 3.1 (plus transformers' tojson); others fail when the template is parsed, as in jinja2.</summary>
+    public static readonly HashSet<string> JinjaNames =
+    [
+        "abs", "attr", "batch", "capitalize", "center", "count", "d", "default", "dictsort", "e", "escape", "filesizeformat",
+        "first", "float", "forceescape", "format", "groupby", "indent", "int", "items", "join", "last", "length", "list",
+        "lower", "map", "max", "min", "pprint", "random", "reject", "rejectattr", "replace", "reverse", "round", "safe",
+        "select", "selectattr", "slice", "sort", "string", "striptags", "sum", "title", "tojson", "trim", "truncate",
+        "unique", "upper", "urlencode", "urlize", "wordcount", "wordwrap", "xmlattr",
+    ];
+
     public static object? Apply(Interpreter interp, string name, object? value, List<object?> positional, PyDict kwargs)
     {
         var a = new Args(positional, kwargs, name);
@@ -165,7 +175,7 @@ public static partial class Filters
                 return value is PyDict ad ? (Builtins.GetAttr(new PyDict(), an) is Callable ? Builtins.GetAttr(ad, an) : new Undefined(value, an)) : Builtins.GetAttr(value, an);
             case "pprint": return PyOps.Repr(value);
             default:
-                throw new TemplateRuntimeError($"No filter named '{name}'.");
+                throw new TemplateRuntimeError(JinjaNames.Contains(name) ? $"the '{name}' filter is not supported by this engine" : $"No filter named '{name}'.");
         }
     }
 

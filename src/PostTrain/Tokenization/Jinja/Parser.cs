@@ -6,6 +6,8 @@ public sealed class Parser
     private readonly List<Token> _t;
     private readonly string _name;
     private int _i;
+    // Inside an if block or an inline if, jinja2 defers unknown filter/test errors to runtime.
+    private int _soft;
 
     private Parser(List<Token> tokens, string name) { _t = tokens; _name = name; }
 
@@ -112,14 +114,18 @@ public sealed class Parser
         ExpectBlockEnd();
         while (true)
         {
+            _soft++;
             var body = ParseBody(["elif", "else", "endif"]);
+            _soft--;
             branches.Add((test, body));
             var kw = Next();
             if (kw.Text == "elif") { test = ParseTuple(allowEmpty: false); ExpectBlockEnd(); continue; }
             if (kw.Text == "else")
             {
                 ExpectBlockEnd();
+                _soft++;
                 elseBody = ParseBody(["endif"]);
+                _soft--;
                 Next();
             }
             ExpectBlockEnd();
@@ -203,6 +209,7 @@ public sealed class Parser
         var tok = Cur;
         var name = ExpectName();
         while (Cur.Is(".")) { Next(); name += "." + ExpectName(); }
+        if (_soft == 0 && !Filters.JinjaNames.Contains(name)) throw new TemplateError(_name, tok.Line, tok.Column, $"No filter named '{name}'.");
         List<Expr> args = [];
         List<(string, Expr)> kwargs = [];
         if (Cur.Is("(")) (args, kwargs) = ParseCallArgs();
@@ -307,13 +314,21 @@ public sealed class Parser
     public Expr ParseExpression()
     {
         var tok = Cur;
+        int mark = _i, soft = _soft;
         var expr = ParseOr();
+        if (Cur.IsName("if") && soft == _soft)
+        {
+            // Re-parse the value of an inline if as a soft (conditional) branch.
+            _i = mark;
+            _soft++;
+            try { expr = ParseOr(); } finally { _soft--; }
+        }
         while (Cur.IsName("if"))
         {
             Next();
             var test = ParseOr();
             Expr? otherwise = null;
-            if (Cur.IsName("else")) { Next(); otherwise = ParseExpression(); }
+            if (Cur.IsName("else")) { Next(); _soft++; try { otherwise = ParseExpression(); } finally { _soft--; } }
             expr = At(new CondExpr(test, expr, otherwise), tok);
         }
         return expr;
@@ -552,8 +567,10 @@ public sealed class Parser
         var tok = Next();
         bool negated = false;
         if (Cur.IsName("not")) { Next(); negated = true; }
+        var nameTok = Cur;
         var name = ExpectName();
         while (Cur.Is(".")) { Next(); name += "." + ExpectName(); }
+        if (_soft == 0 && !Tests.JinjaNames.Contains(name)) throw new TemplateError(_name, nameTok.Line, nameTok.Column, $"No test named '{name}'.");
         List<Expr> args = [];
         List<(string, Expr)> kwargs = [];
         if (Cur.Is("(")) (args, kwargs) = ParseCallArgs();

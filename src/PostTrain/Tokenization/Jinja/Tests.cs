@@ -3,6 +3,14 @@ namespace PostTrain.Tokenization.Jinja;
 /// <summary>jinja2's built-in tests: `x is defined`, `x is string`, `n is divisibleby 3`, ...</summary>
 public static class Tests
 {
+    /// <summary>Every built-in test name of jinja2 3.1; others fail when the template is parsed, as in jinja2.</summary>
+    public static readonly HashSet<string> JinjaNames =
+    [
+        "boolean", "callable", "defined", "divisibleby", "eq", "equalto", "escaped", "even", "false", "filter", "float", "ge",
+        "gt", "greaterthan", "in", "integer", "iterable", "le", "lower", "lt", "lessthan", "mapping", "ne", "none", "number",
+        "odd", "sameas", "sequence", "string", "test", "true", "undefined", "upper", "==", "!=", "<", "<=", ">", ">=",
+    ];
+
     public static bool Apply(Interpreter interp, string name, object? v, List<object?> args, PyDict kwargs)
     {
         object? Arg(int i) => i < args.Count ? args[i] : kwargs.Values.Skip(i).FirstOrDefault();
@@ -36,7 +44,7 @@ public static class Tests
             case "lower": return v is string ls && ls == ls.ToLowerInvariant();
             case "upper": return v is string us && us == us.ToUpperInvariant();
             case "escaped": return false;
-            default: throw new TemplateRuntimeError($"No test named '{name}'.");
+            default: throw new TemplateRuntimeError(JinjaNames.Contains(name) ? $"the '{name}' test is not supported by this engine" : $"No test named '{name}'.");
         }
     }
 }
