@@ -10,7 +10,8 @@ namespace PostTrain.Cli.Commands;
 /// <summary>
 /// `posttrain template`: renders each JSONL conversation with the model's chat template.
 /// Input lines: {"messages": [...], "tools": [...]?, "documents": [...]?}.
-/// Output lines: {"text": "...", "assistant_spans": [[start, end], ...]} (UTF-16 character offsets).
+/// Output lines: {"text": "...", "assistant_spans": [[start, end], ...]}: UTF-16 character offsets into
+/// "text" of each assistant turn (see <see cref="AssistantSpans"/> for the rule).
 /// </summary>
 public static class TemplateCommand
 {
@@ -94,6 +95,18 @@ public static class TemplateCommand
                         AddGenerationPrompt = addGenerationPrompt, Variables = variables,
                     }).Text;
                     spans = template.AssistantSpans(messages, tools, documents, variables);
+                    if (addGenerationPrompt)
+                    {
+                        // Spans are found in the render without the generation prompt; keep those the
+                        // prompted text shares (normally all: the prompt is appended at the end).
+                        var plain = template.Render(new ChatTemplateInput
+                        {
+                            Messages = messages, Tools = tools, Documents = documents, Variables = variables,
+                        }).Text;
+                        int shared = 0;
+                        while (shared < plain.Length && shared < text.Length && plain[shared] == text[shared]) shared++;
+                        spans = spans.Where(s => s.End <= shared).ToList();
+                    }
                 }
                 catch (TemplateError e)
                 {

@@ -126,10 +126,14 @@ public class TemplateCommandTests : IDisposable
     {
         var model = Model();
         var input = Path.Combine(_dir, "in.jsonl");
-        File.WriteAllText(input, """{"messages": [{"role": "user", "content": "Hi"}]}""" + "\n");
+        File.WriteAllText(input, """{"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Yo"}, {"role": "user", "content": "Bye"}]}""" + "\n");
         var (code, stdout, err) = Run("template", "--model", model, "--input", input, "--add-generation-prompt");
         Assert.True(code == 0, err);
-        Assert.Equal("<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n", (string)JsonNode.Parse(stdout)!["text"]!);
+        var record = JsonNode.Parse(stdout)!;
+        var text = (string)record["text"]!;
+        Assert.Equal("<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\nYo<|im_end|>\n<|im_start|>user\nBye<|im_end|>\n<|im_start|>assistant\n", text);
+        var span = record["assistant_spans"]!.AsArray().Single()!.AsArray();
+        Assert.Equal("Yo<|im_end|>", text[(int)span[0]!..(int)span[1]!]);
     }
 
     [Theory]
