@@ -20,19 +20,21 @@ public sealed class Setting<TOptions>
     public required Func<TOptions, object?> Get { get; init; }
     public required Func<TOptions, object?, TOptions> Set { get; init; }
     public string[]? Choices { get; init; }
-    internal Option Option { get; set; } = null!;
 }
 
 /// <summary>Settings of a command, bound from the command line and an optional YAML file.</summary>
 public sealed class SettingTable<TOptions>(IReadOnlyList<Setting<TOptions>> settings)
 {
-    readonly Option<string?> config = new("--config") { Description = "YAML file of settings (same names as the options; the command line overrides it)" };
-
     public IReadOnlyList<Setting<TOptions>> Settings => settings;
 
-    /// <summary>Adds --config and every setting, showing the defaults of <paramref name="defaults"/>.</summary>
-    public void AddTo(Command command, TOptions defaults)
+    /// <summary>
+    /// Adds --config and every setting to a command (showing the defaults of
+    /// <paramref name="defaults"/>); the returned binding reads them back from a parse.
+    /// </summary>
+    public SettingBinding<TOptions> AddTo(Command command, TOptions defaults)
     {
+        var config = new Option<string?>("--config") { Description = "YAML file of settings (same names as the options; the command line overrides it)" };
+        var options = new Dictionary<Setting<TOptions>, Option>();
         command.Options.Add(config);
         foreach (var s in settings)
         {
@@ -41,13 +43,14 @@ public sealed class SettingTable<TOptions>(IReadOnlyList<Setting<TOptions>> sett
             Option option = s.Type == typeof(bool)
                 ? new Option<bool>("--" + s.Name) { Description = s.Description }
                 : new Option<string?>("--" + s.Name) { Description = s.Description + (s.Choices is null ? "" : $" ({string.Join("|", s.Choices)})") + shown };
-            s.Option = option;
+            options[s] = option;
             command.Options.Add(option);
         }
+        return new SettingBinding<TOptions>(this, config, options);
     }
 
     /// <summary>The effective options: defaults, then the YAML file, then the command line.</summary>
-    public TOptions Bind(ParseResult result, TOptions defaults)
+    internal TOptions Bind(ParseResult result, TOptions defaults, Option<string?> config, IReadOnlyDictionary<Setting<TOptions>, Option> bound)
     {
         var options = defaults;
         var configPath = result.GetValue(config);
@@ -60,9 +63,10 @@ public sealed class SettingTable<TOptions>(IReadOnlyList<Setting<TOptions>> sett
             }
         foreach (var s in settings)
         {
-            var given = result.GetResult(s.Option);
+            var option = bound[s];
+            var given = result.GetResult(option);
             if (given is null || given.Implicit) continue;
-            object? raw = s.Type == typeof(bool) ? result.GetValue((Option<bool>)s.Option) : result.GetValue((Option<string?>)s.Option);
+            object? raw = s.Type == typeof(bool) ? result.GetValue((Option<bool>)option) : result.GetValue((Option<string?>)option);
             options = s.Set(options, raw is bool b ? b : Parse(s, (string?)raw, "--" + s.Name));
         }
         return options;
@@ -146,6 +150,13 @@ public sealed class SettingTable<TOptions>(IReadOnlyList<Setting<TOptions>> sett
     };
 
     static string Quote(string s) => "\"" + s.Replace("\\", "\\\\").Replace("\"", "\\\"") + "\"";
+}
+
+/// <summary>A command's own options for a setting table (one per command instance: parses never share options).</summary>
+public sealed class SettingBinding<TOptions>(SettingTable<TOptions> table, Option<string?> config, IReadOnlyDictionary<Setting<TOptions>, Option> options)
+{
+    /// <summary>The effective options: defaults, then the YAML file, then the command line.</summary>
+    public TOptions Bind(ParseResult result, TOptions defaults) => table.Bind(result, defaults, config, options);
 }
 
 /// <summary>The loop's settings, shared by every trainer's command.</summary>

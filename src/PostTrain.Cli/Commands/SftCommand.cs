@@ -21,12 +21,12 @@ public static class SftCommand
     public static Command Create()
     {
         var command = new Command("sft", "Supervised fine-tuning: imitate completions / assistant turns (loss on those tokens only)");
-        Table.AddTo(command, new SftOptions());
+        var settings = Table.AddTo(command, new SftOptions());
         var resume = TrainingRuns.ResumeOption();
         command.Options.Add(resume);
         command.SetAction(result => Verbs.Guard(result, stdout =>
         {
-            var options = Table.Bind(result, new SftOptions());
+            var options = settings.Bind(result, new SftOptions());
             options.RequirePaths();
             options.Validate();
             var resumeFrom = TrainingRuns.ResumeDirectory(result, resume, options.Output!);
@@ -36,7 +36,9 @@ public static class SftCommand
             var eval = options.EvalData is null ? null : SftDataset.Load(options.EvalData, options.SkipInvalid);
             stdout.WriteLine($"Data: {train.Examples.Count} records, {train.Format}" + (eval is null ? "" : $"; eval: {eval.Examples.Count} records"));
 
-            var tokenization = new SftTokenization(HfTokenizer.FromDirectory(options.Model!), options.AllTokens);
+            var template = train.Format.Conversational || eval?.Format.Conversational == true
+                ? ChatTemplate.FromModelDirectory(options.Model!) : null;
+            var tokenization = new SftTokenization(HfTokenizer.FromDirectory(options.Model!), template, options.AllTokens);
             var trainUnits = Prepare(tokenization, train, options, stdout, "train");
             var evalUnits = eval is null ? null : Prepare(tokenization, eval, options, stdout, "eval");
 

@@ -11,6 +11,7 @@ public static class Verbs
         LogprobsCommand.Create(),
         TokenizeCommand.Create(),
         SftCommand.Create(),
+        TemplateCommand.Create(),
     ];
 
     /// <summary>

@@ -14,15 +14,19 @@ namespace PostTrain.Trainers;
 /// </list>
 /// Conversations go through the chat template (<see cref="SftConversations"/>).
 /// </summary>
-public sealed class SftTokenization(HfTokenizer tokenizer, bool allTokens)
+public sealed class SftTokenization(HfTokenizer tokenizer, ChatTemplate? template, bool allTokens)
 {
+    readonly SftConversations? conversations = template is null ? null : new SftConversations(tokenizer, template, allTokens);
+
     public HfTokenizer Tokenizer => tokenizer;
 
     public TokenizedSequence Tokenize(SftExample example) => example switch
     {
         TextExample t => Text(t.Text),
         PromptCompletionExample pc => PromptCompletion(pc.Prompt, pc.Completion),
-        _ => throw new ArgumentException($"{example.Source}: this tokenizer handles text and prompt-completion strings"),
+        ConversationExample c => (conversations ?? throw new InputError(
+            $"{c.Source}: conversations need the model's chat template (chat_template in tokenizer_config.json, or chat_template.jinja)")).Tokenize(c),
+        _ => throw new ArgumentException($"unknown example type {example.GetType().Name}"),
     };
 
     string WithEos(string text) =>

@@ -135,4 +135,37 @@ public class SftCommandTests
         Assert.Equal(2, code);
         Assert.Contains("--model: required", stderr);
     }
+
+    [Fact]
+    public void ConversationalSftLearnsTheAssistantTurns()
+    {
+        var (root, model) = Setup();
+        var data = Path.Combine(root, "chats.jsonl");
+        var capitals = new[] { ("France", "Paris"), ("Italy", "Rome"), ("Spain", "Madrid"), ("Japan", "Tokyo"), ("Peru", "Lima") };
+        File.WriteAllLines(data, Enumerable.Range(0, 40).Select(i =>
+        {
+            var (country, city) = capitals[i % capitals.Length];
+            return new JsonObject
+            {
+                ["messages"] = new JsonArray(
+                    new JsonObject { ["role"] = "user", ["content"] = $"Capital of {country}?" },
+                    new JsonObject { ["role"] = "assistant", ["content"] = $"{city}." }),
+            }.ToJsonString();
+        }));
+        var score = Path.Combine(root, "score.jsonl");
+        File.WriteAllText(score, "{\"messages\": [{\"role\": \"user\", \"content\": \"Capital of Peru?\"}, {\"role\": \"assistant\", \"content\": \"Lima.\"}]}\n");
+        double Nll(string dir)
+        {
+            var (code, stdout, stderr) = CliRunner.Run("logprobs", "--model", dir, "--input", score);
+            Assert.True(code == 0, stderr);
+            return JsonNode.Parse(stdout.Trim())!["nll"]!.GetValue<double>();
+        }
+        double before = Nll(model);
+        var output = Path.Combine(root, "run");
+        var (code, stdout, stderr) = CliRunner.Run("sft", "--model", model, "--data", data, "--output", output,
+            "--epochs", "8", "--batch-size", "8", "--learning-rate", "0.005", "--logging-steps", "10", "--save-steps", "0");
+        Assert.True(code == 0, stderr);
+        Assert.Contains("conversational", stdout);
+        Assert.True(Nll(output) < before - 0.5, $"NLL before {before}, after {Nll(output)}");
+    }
 }
