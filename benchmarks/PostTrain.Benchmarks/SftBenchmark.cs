@@ -28,6 +28,10 @@ public sealed class SftBenchmark : IBenchmark
         bool checkpointing = options.Get("gradient-checkpointing", "false") == "true";
 
         var config = preset.ToConfig();
+        if (options.GetInt("vocab", 0) is > 0 and var vocab)
+            config = ModelConfig.Create(config.Architecture, vocab, config.HiddenSize, config.IntermediateSize, config.NumHiddenLayers,
+                config.NumAttentionHeads, config.NumKeyValueHeads, config.HeadDim, config.MaxPositionEmbeddings, config.RopeTheta,
+                config.RopeScaling, config.RmsNormEps, config.TieWordEmbeddings);
         using var model = new CausalLM(config);
         model.InitializeWeights(0);
         model.GradientCheckpointing = checkpointing;
@@ -40,20 +44,28 @@ public sealed class SftBenchmark : IBenchmark
         using var optimizer = new AdamW(parameters, weightDecay: 0.0);
         long rssBefore = Machine.PeakRssMb();
 
+        double lossSeconds = 0, backwardSeconds = 0, optimizerSeconds = 0;
         double Step()
         {
             var sw = Stopwatch.StartNew();
             using (var scope = NewDisposeScope())
             {
                 var output = method.Loss(model, rows);
-                (output.LossSum / method.CountItems(rows)).backward();
+                var loss = output.LossSum / method.CountItems(rows);
+                loss.item<float>();
+                lossSeconds += sw.Elapsed.TotalSeconds;
+                var t = sw.Elapsed.TotalSeconds;
+                loss.backward();
+                backwardSeconds += sw.Elapsed.TotalSeconds - t;
             }
+            var o = sw.Elapsed.TotalSeconds;
             using (var scope = NewDisposeScope())
             {
                 nn.utils.clip_grad_norm_(optimizer.Parameters, 1.0);
                 optimizer.Update(1e-5);
                 optimizer.ZeroGrad();
             }
+            optimizerSeconds += sw.Elapsed.TotalSeconds - o;
             return sw.Elapsed.TotalSeconds;
         }
 
@@ -79,6 +91,9 @@ public sealed class SftBenchmark : IBenchmark
             ["threads"] = get_num_threads(),
             ["first_step_seconds"] = Math.Round(warmup, 2),
             ["step_seconds_median"] = Math.Round(median, 3),
+            ["forward_and_loss_seconds_mean"] = Math.Round(lossSeconds / (steps + 1), 3),
+            ["backward_seconds_mean"] = Math.Round(backwardSeconds / (steps + 1), 3),
+            ["clip_and_adamw_seconds_mean"] = Math.Round(optimizerSeconds / (steps + 1), 3),
             ["tokens_per_second"] = Math.Round(n / median, 1),
             ["model_gflops_per_second"] = Math.Round(flops / median / 1e9, 1),
             ["machine_matmul_gflops"] = Math.Round(matmul, 1),
