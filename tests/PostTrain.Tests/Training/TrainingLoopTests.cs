@@ -97,10 +97,24 @@ public class TrainingLoopTests
         double expected = -data.SelectMany((d, i) => Enumerable.Range(1, d.Length - 1).Where(t => d.Trained[t]).Select(t => (double)lp[i][t])).Sum();
         Assert.Equal(expected, output.LossSum.item<float>(), 1e-3);
         Assert.Equal(data.Sum(d => d.Trained.Count(x => x)), items);
-        // Prompt tokens get no gradient through their targets: changing a prompt token's own
-        // target position (the token after it inside the prompt) changes nothing but the context.
-        output.LossSum.backward();
-        Assert.NotNull(model.OutputWeight.grad);
+    }
+
+    [Fact]
+    public void MaskedPromptTokensGetNoGradient()
+    {
+        var data = SyntheticData.PromptAnswers(4, seed: 8);
+        using var model = Tiny(8);
+        // Only prompt tokens, none trained: the loss has no term at all, every gradient is zero.
+        var promptsOnly = data.Select(d => new TokenizedSequence(d.InputIds, new bool[d.Length])).ToList();
+        using (var scope = NewDisposeScope())
+            new SftMethod().Loss(model, promptsOnly).LossSum.backward();
+        foreach (var (name, p) in model.named_parameters())
+            Assert.True(p.grad is null || p.grad.abs().max().item<float>() == 0f, name);
+        // Trained completions: the same prompts now reach the gradient only as context.
+        model.zero_grad();
+        using (var scope = NewDisposeScope())
+            new SftMethod().Loss(model, data).LossSum.backward();
+        Assert.True(model.OutputWeight.grad!.abs().max().item<float>() > 0f);
     }
 
     [Fact]
