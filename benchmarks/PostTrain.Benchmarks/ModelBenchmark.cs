@@ -97,7 +97,7 @@ public sealed class ModelBenchmark : IBenchmark
 public static class Machine
 {
     /// <summary>Measured matmul throughput: square 2048 products, the best of several runs.</summary>
-    public static double MatmulGflops(ScalarType dtype = ScalarType.Float32, int size = 2048, int repeats = 5)
+    public static double MatmulGflops(ScalarType dtype = ScalarType.Float32, int size = 2048, int repeats = 12)
     {
         using var scope = NewDisposeScope();
         var a = randn(size, size).to(dtype);
