@@ -112,6 +112,7 @@ public sealed class GenerationEngine
         try
         {
             // Prefill: every prompt once, left-padded, positions counting from each first real token.
+            var clock = System.Diagnostics.Stopwatch.StartNew();
             using (var scope = NewDisposeScope())
             {
                 var (ids, mask, pos) = Batching.LeftPad(prompts);
@@ -134,6 +135,8 @@ public sealed class GenerationEngine
                 positions = next.DetachFromDisposeScope();
                 present = seen?.DetachFromDisposeScope();
             }
+            LastStats.PrefillSeconds += clock.Elapsed.TotalSeconds;
+            clock.Restart();
 
             while (true)
             {
@@ -159,7 +162,11 @@ public sealed class GenerationEngine
                     onToken?.Invoke(new GeneratedToken(row.Prompt, row.Sample, token, row.FinishReason is not null));
                     if (row.FinishReason is null) keep.Add(i);
                 }
-                if (keep.Count == 0) break;
+                if (keep.Count == 0)
+                {
+                    LastStats.DecodeSeconds += clock.Elapsed.TotalSeconds;
+                    break;
+                }
 
                 if (penalty) present!.scatter_(1, tokens.unsqueeze(1), ones([tokens.shape[0], 1], ScalarType.Bool));
                 var nextTokens = tokens;
@@ -249,4 +256,8 @@ public sealed class GenerationStats
     public long DecodeSteps { get; internal set; }
     /// <summary>Sequence-tokens fed to decoding forwards: finished sequences add none.</summary>
     public long DecodeRowTokens { get; internal set; }
+    /// <summary>Wall time of the prefills (forward and the first logits).</summary>
+    public double PrefillSeconds { get; internal set; }
+    /// <summary>Wall time from the end of prefill to the last token: sampling and decoding forwards.</summary>
+    public double DecodeSeconds { get; internal set; }
 }
