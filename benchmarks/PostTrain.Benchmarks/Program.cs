@@ -17,6 +17,7 @@ public static class Program
     [
         new ModelBenchmark(),
         new GenerationBenchmark(),
+        new TokenizerBenchmark(),
     ];
 
     public static int Main(string[] args)

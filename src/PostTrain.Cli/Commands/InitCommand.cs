@@ -38,12 +38,12 @@ public static class InitCommand
             var architecture = ModelConfig.ParseArchitecture(result.GetValue(arch)!, field: "--arch");
             var p = Preset.Get(result.GetValue(preset)!, architecture);
             var tokenizerDir = result.GetValue(tokenizer);
-            TokenizerVocabulary? tok = tokenizerDir is null ? null : TokenizerVocabulary.Read(tokenizerDir);
+            HfTokenizer? tok = tokenizerDir is null ? null : HfTokenizer.FromDirectory(tokenizerDir);
 
             int vocabSize = result.GetValue(vocab)
-                ?? (tok is null ? p.VocabSize : p.IsTiny ? tok.Size : Math.Max(p.VocabSize, tok.Size));
-            if (tok is not null && vocabSize < tok.Size)
-                throw new InputError($"--vocab-size: {vocabSize} is smaller than the tokenizer's {tok.Size} ids");
+                ?? (tok is null ? p.VocabSize : p.IsTiny ? tok.VocabSize : Math.Max(p.VocabSize, tok.VocabSize));
+            if (tok is not null && vocabSize < tok.VocabSize)
+                throw new InputError($"--vocab-size: {vocabSize} is smaller than the tokenizer's {tok.VocabSize} ids");
             int h = result.GetValue(hidden) ?? p.HiddenSize;
             int nHeads = result.GetValue(heads) ?? p.Heads;
             int nKv = result.GetValue(kvHeads) ?? Math.Min(p.KvHeads, nHeads);

@@ -155,7 +155,8 @@ public static class HfCheckpoint
         AtomicDirectory.Write(dir, options.Overwrite, temp => WriteInto(model, temp, options));
     }
 
-    static void WriteInto(CausalLM model, string dir, SaveOptions options)
+    /// <summary>Writes the model's files into an existing directory (no atomic rename: callers arrange that).</summary>
+    public static void WriteInto(CausalLM model, string dir, SaveOptions options)
     {
         var dtypeName = options.DType switch
         {

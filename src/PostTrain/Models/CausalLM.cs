@@ -20,14 +20,19 @@ public sealed class DecoderModel : nn.Module
     }
 
     public Embedding EmbedTokens => embed_tokens;
+
+    /// <summary>Recompute each layer in backward instead of keeping its activations.</summary>
+    public bool GradientCheckpointing { get; set; }
     public IList<DecoderLayer> Layers => layers;
 
     public Tensor Forward(Tensor inputIds, Tensor cos, Tensor sin, Tensor? mask, KvCache? cache = null)
     {
         using var scope = NewDisposeScope();
         var h = embed_tokens.forward(inputIds);
+        // Checkpointing only applies when training (no cache there: caches are for inference).
+        bool checkpoint = GradientCheckpointing && is_grad_enabled() && cache is null;
         for (int i = 0; i < layers.Count; i++)
-            h = layers[i].Forward(h, cos, sin, mask, cache, i);
+            h = checkpoint ? CheckpointedLayer.Apply(layers[i], h, cos, sin, mask) : layers[i].Forward(h, cos, sin, mask, cache, i);
         return norm.forward(h).MoveToOuterDisposeScope();
     }
 }
@@ -57,6 +62,13 @@ public sealed class CausalLM : nn.Module
     }
 
     public DecoderModel Model => model;
+
+    /// <summary>Recompute decoder layers in backward to cut activation memory (training only).</summary>
+    public bool GradientCheckpointing
+    {
+        get => model.GradientCheckpointing;
+        set => model.GradientCheckpointing = value;
+    }
 
     /// <summary>The output projection's weight: lm_head, or the embeddings when tied.</summary>
     public Tensor OutputWeight => lm_head?.weight ?? model.EmbedTokens.weight!;

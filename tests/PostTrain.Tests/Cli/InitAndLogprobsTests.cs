@@ -49,24 +49,15 @@ public class InitAndLogprobsTests
     [Fact]
     public void InitWithTokenizerFollowsItsVocabulary()
     {
-        var tok = TestModels.TempDir();
-        var vocab = new JsonObject();
-        for (int i = 0; i < 200; i++) vocab[$"t{i}"] = i;
-        var tokenizer = new JsonObject
-        {
-            ["model"] = new JsonObject { ["type"] = "BPE", ["vocab"] = vocab },
-            ["added_tokens"] = new JsonArray(
-                new JsonObject { ["id"] = 200, ["content"] = "<|endoftext|>", ["special"] = true },
-                new JsonObject { ["id"] = 201, ["content"] = "<|im_end|>", ["special"] = true }),
-        };
-        File.WriteAllText(Path.Combine(tok, "tokenizer.json"), tokenizer.ToJsonString());
-        File.WriteAllText(Path.Combine(tok, "tokenizer_config.json"), """{"eos_token": "<|im_end|>", "chat_template": "x"}""");
-        var dir = InitTiny("qwen2", "--tokenizer", tok);
+        using var tokenizers = new PostTrain.Tests.Tokenization.TokenizerFixture();
+        var dir = InitTiny("qwen3", "--tokenizer", tokenizers.Dir("qwen3"));
         var config = HfCheckpoint.LoadConfig(dir);
-        Assert.Equal(202, config.VocabSize);
-        Assert.Equal([201], config.EosTokenIds);
+        Assert.Equal(151669, config.VocabSize); // len(tokenizer) of Qwen3
+        Assert.Equal([151645], config.EosTokenIds); // <|im_end|>, from tokenizer_config.json
         Assert.True(File.Exists(Path.Combine(dir, "tokenizer.json")));
         Assert.True(File.Exists(Path.Combine(dir, "tokenizer_config.json")));
+        var real = HfCheckpoint.LoadConfig(InitTiny("qwen3", "--preset", "qwen3-0.6b", "--layers", "1", "--hidden-size", "32", "--heads", "2", "--kv-heads", "1", "--head-dim", "16", "--intermediate-size", "32", "--tokenizer", tokenizers.Dir("qwen3")));
+        Assert.Equal(151936, real.VocabSize); // a real preset keeps its padded embedding size
     }
 
     [Fact]

@@ -1,0 +1,50 @@
+using static TorchSharp.torch;
+
+namespace PostTrain.Models;
+
+/// <summary>
+/// Activation (gradient) checkpointing of one decoder layer: the forward pass runs without
+/// recording the graph, keeping only the layer's input; backward runs the layer again with the
+/// graph and back-propagates through it, as torch.utils.checkpoint does with use_reentrant.
+/// Memory per layer drops from all its activations to its input, for one more forward in backward.
+/// </summary>
+public sealed class CheckpointedLayer : autograd.SingleTensorFunction<CheckpointedLayer>
+{
+    public override string Name => nameof(CheckpointedLayer);
+
+    /// <summary>The layer's output for <paramref name="x"/>, recomputed in backward.</summary>
+    public static Tensor Apply(DecoderLayer layer, Tensor x, Tensor cos, Tensor sin, Tensor? mask) =>
+        apply(layer, x, cos, sin, mask!);
+
+    public override Tensor forward(autograd.AutogradContext ctx, params object[] vars)
+    {
+        var layer = (DecoderLayer)vars[0];
+        var (x, cos, sin, mask) = ((Tensor)vars[1], (Tensor)vars[2], (Tensor)vars[3], vars[4] as Tensor);
+        // Saved through autograd, so they outlive the dispose scope of the forward pass.
+        ctx.save_for_backward(mask is null ? [x, cos, sin] : [x, cos, sin, mask]);
+        ctx.save_data("layer", layer);
+        using var noGrad = no_grad();
+        return layer.Forward(x, cos, sin, mask);
+    }
+
+    public override List<Tensor> backward(autograd.AutogradContext ctx, Tensor gradOutput)
+    {
+        var layer = (DecoderLayer)ctx.get_data("layer");
+        var saved = ctx.get_saved_variables();
+        var x = saved[0];
+        using var enable = enable_grad();
+        using var input = x.detach().requires_grad_(true);
+        using (var scope = NewDisposeScope())
+        {
+            var y = layer.Forward(input, saved[1], saved[2], saved.Count > 3 ? saved[3] : null);
+            y.backward([gradOutput]);
+        }
+        Tensor gradInput;
+        using (var g = input.grad) // a new wrapper of the native gradient: dispose it
+            gradInput = g is null ? zeros_like(x) : g.detach();
+        foreach (var t in saved) t.Dispose(); // wrappers made by get_saved_variables
+        // One gradient per forward argument: the layer, x, cos, sin, mask. The gradient stays in
+        // the caller's dispose scope (around backward()): autograd copies it before that ends.
+        return [null!, gradInput, null!, null!, null!];
+    }
+}

@@ -1,0 +1,351 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using PostTrain.Checkpoints;
+using PostTrain.Models;
+using static TorchSharp.torch;
+
+namespace PostTrain.Training;
+
+/// <summary>How a training run ended.</summary>
+public sealed record TrainResult(int Steps, int TotalSteps, bool Interrupted, double? FinalLoss, double? FinalEvalLoss);
+
+/// <summary>
+/// The loop every trainer shares: shuffled micro-batches, gradient accumulation with the loss
+/// normalised by the items of the whole step, gradient clipping, AdamW, the learning-rate
+/// schedule, logging, evaluation, checkpoints every N steps (kept to the last K) and exact
+/// resume. The data position is a function of the step (epoch order comes from the seed), so a
+/// resumed run sees the same batches as an uninterrupted one.
+/// </summary>
+public sealed class Trainer<TUnit>
+{
+    public const string StateFile = "trainer_state.json";
+    public const string OptimizerFile = "optimizer.safetensors";
+
+    readonly CausalLM model;
+    readonly TrainingMethod<TUnit> method;
+    readonly IReadOnlyList<TUnit> train;
+    readonly IReadOnlyList<TUnit>? eval;
+    readonly TrainingOptions options;
+    readonly string outputDir;
+    readonly string? filesFrom;
+
+    /// <param name="filesFrom">The source model directory: its tokenizer files travel with every save.</param>
+    public Trainer(CausalLM model, TrainingMethod<TUnit> method, IReadOnlyList<TUnit> train, IReadOnlyList<TUnit>? eval,
+        TrainingOptions options, string outputDir, string? filesFrom)
+    {
+        options.Validate();
+        if (train.Count == 0) throw new InputError("the training set is empty");
+        this.model = model;
+        this.method = method;
+        this.train = train;
+        this.eval = eval is { Count: > 0 } ? eval : null;
+        this.options = options;
+        this.outputDir = Path.GetFullPath(outputDir);
+        this.filesFrom = filesFrom;
+        model.GradientCheckpointing = options.GradientCheckpointing;
+    }
+
+    public int MicroBatchesPerEpoch => (train.Count + options.BatchSize - 1) / options.BatchSize;
+    public int StepsPerEpoch => Math.Max(1, (MicroBatchesPerEpoch + options.GradientAccumulationSteps - 1) / options.GradientAccumulationSteps);
+    public int TotalSteps => options.MaxSteps > 0 ? options.MaxSteps : (int)Math.Ceiling(options.Epochs * StepsPerEpoch);
+
+    /// <summary>Units of the micro-batches of a step, in the epoch's seeded order.</summary>
+    IReadOnlyList<TUnit>[] MicroBatches(int step, Dictionary<int, int[]> orders)
+    {
+        int epoch = step / StepsPerEpoch, inEpoch = step % StepsPerEpoch;
+        if (!orders.TryGetValue(epoch, out var order))
+        {
+            orders.Clear();
+            orders[epoch] = order = Shuffle(train.Count, options.Seed + epoch);
+        }
+        int first = inEpoch * options.GradientAccumulationSteps;
+        int last = Math.Min(first + options.GradientAccumulationSteps, MicroBatchesPerEpoch);
+        var result = new IReadOnlyList<TUnit>[last - first];
+        for (int m = first; m < last; m++)
+        {
+            int start = m * options.BatchSize, count = Math.Min(options.BatchSize, train.Count - start);
+            result[m - first] = Enumerable.Range(start, count).Select(i => train[order[i]]).ToArray();
+        }
+        return result;
+    }
+
+    static int[] Shuffle(int n, long seed)
+    {
+        var order = Enumerable.Range(0, n).ToArray();
+        var random = new Random(unchecked((int)(seed ^ (seed >> 32))));
+        for (int i = n - 1; i > 0; i--)
+        {
+            int j = random.Next(i + 1);
+            (order[i], order[j]) = (order[j], order[i]);
+        }
+        return order;
+    }
+
+    /// <summary>Runs (or resumes) training. Cancelling the token writes a checkpoint after the current step.</summary>
+    public TrainResult Train(TextWriter console, string? resumeFrom = null, CancellationToken stop = default)
+    {
+        Directory.CreateDirectory(outputDir);
+        var parameters = model.named_parameters().Where(p => p.parameter.requires_grad).ToList();
+        using var optimizer = new AdamW(parameters.Select(p => (p.name, p.parameter)), options.AdamBeta1,
+            options.AdamBeta2, options.AdamEpsilon, options.WeightDecay);
+        int total = TotalSteps;
+        var schedule = LearningRateSchedule.For(options, total);
+        var window = new LogWindow();
+        int start = 0;
+        long tokensSeen = 0;
+        if (resumeFrom is not null)
+        {
+            (start, window, tokensSeen) = Resume(resumeFrom, optimizer);
+            console.WriteLine($"Resumed from {resumeFrom} at step {start}/{total}");
+        }
+        var log = new RunLog(outputDir, console, keepUpToStep: resumeFrom is null ? null : start);
+        console.WriteLine($"Training {train.Count} units: {MicroBatchesPerEpoch} micro-batches of {options.BatchSize} per epoch, " +
+                          $"{StepsPerEpoch} steps per epoch, {total} steps, {CountTrainable()} trainable parameters");
+
+        var orders = new Dictionary<int, int[]>();
+        var clock = Stopwatch.StartNew();
+        double? lastLoss = null, lastEval = null;
+        int step = start;
+        bool interrupted = false;
+        model.train();
+        for (; step < total; step++)
+        {
+            var batches = MicroBatches(step, orders);
+            long items = batches.Sum(method.CountItems);
+            double lossSum = 0;
+            var metricSums = new Dictionary<string, double>();
+            foreach (var units in batches)
+            {
+                using var scope = NewDisposeScope();
+                var output = method.Loss(model, units);
+                if (items > 0) (output.LossSum / items).backward();
+                lossSum += output.LossSum.item<float>();
+                foreach (var (k, v) in output.MetricSums) metricSums[k] = metricSums.GetValueOrDefault(k) + v;
+                long tokens = method.CountTokens(units);
+                window.Tokens += tokens;
+                tokensSeen += tokens;
+            }
+            double lr = schedule.At(step);
+            double gradNorm;
+            using (NewDisposeScope()) // gradient wrappers made while clipping and stepping
+            {
+                gradNorm = ClipGradients(optimizer.Parameters);
+                optimizer.Update(lr);
+                optimizer.ZeroGrad();
+            }
+
+            window.Add(lossSum, items, metricSums);
+            lastLoss = items > 0 ? lossSum / items : double.NaN;
+            int done = step + 1;
+            double epoch = (double)done / StepsPerEpoch;
+            if (done % options.LoggingSteps == 0 || done == total)
+            {
+                var metrics = window.Metrics();
+                metrics["learning_rate"] = lr;
+                metrics["grad_norm"] = gradNorm;
+                metrics["tokens_per_second"] = window.Tokens / Math.Max(1e-9, clock.Elapsed.TotalSeconds - window.StartSeconds);
+                metrics["num_tokens"] = tokensSeen;
+                log.Write(done, epoch, metrics);
+                console.WriteLine(Progress(done, total, epoch, metrics, clock.Elapsed, start));
+                window = new LogWindow { StartSeconds = clock.Elapsed.TotalSeconds };
+            }
+            if (eval is not null && ((options.EvalSteps > 0 && done % options.EvalSteps == 0) || done == total))
+            {
+                var evalMetrics = Evaluate();
+                lastEval = evalMetrics["eval_loss"];
+                log.Write(done, epoch, evalMetrics);
+                console.WriteLine($"  eval at step {done}: " + string.Join(", ", evalMetrics.Select(kv => $"{kv.Key} {RunLog.Format(kv.Value)}")));
+            }
+            bool stopping = stop.IsCancellationRequested && done < total;
+            if ((options.SaveSteps > 0 && done % options.SaveSteps == 0 && done < total) || stopping)
+                SaveCheckpoint(done, optimizer, window, tokensSeen);
+            if (stopping)
+            {
+                console.WriteLine($"Interrupted: wrote {Path.Combine(outputDir, $"checkpoint-{done}")}; continue with --resume");
+                interrupted = true;
+                step = done;
+                break;
+            }
+        }
+        if (!interrupted)
+        {
+            SaveFinalModel();
+            console.WriteLine($"Saved the final model to {outputDir}");
+        }
+        return new TrainResult(interrupted ? step : total, total, interrupted, lastLoss, lastEval);
+    }
+
+    long CountTrainable() => model.parameters().Where(p => p.requires_grad).Sum(p => p.numel());
+
+    double ClipGradients(IEnumerable<TorchSharp.Modules.Parameter> parameters)
+    {
+        var withGrad = parameters.Where(p => p.grad is not null).ToList();
+        if (withGrad.Count == 0) return 0;
+        if (options.MaxGradNorm > 0) return nn.utils.clip_grad_norm_(withGrad, options.MaxGradNorm);
+        using var scope = NewDisposeScope();
+        double sum = 0;
+        foreach (var p in withGrad) sum += p.grad!.to(ScalarType.Float64).square().sum().item<double>();
+        return Math.Sqrt(sum);
+    }
+
+    /// <summary>Loss and metrics over the evaluation set: sums over all its items, then divided.</summary>
+    public Dictionary<string, double> Evaluate()
+    {
+        var units = eval ?? throw new InvalidOperationException("no evaluation data");
+        model.eval();
+        double lossSum = 0;
+        long items = 0;
+        var sums = new Dictionary<string, double>();
+        using (no_grad())
+        {
+            for (int i = 0; i < units.Count; i += options.BatchSize)
+            {
+                using var scope = NewDisposeScope();
+                var batch = units.Skip(i).Take(options.BatchSize).ToArray();
+                var output = method.Loss(model, batch);
+                lossSum += output.LossSum.item<float>();
+                items += method.CountItems(batch);
+                foreach (var (k, v) in output.MetricSums) sums[k] = sums.GetValueOrDefault(k) + v;
+            }
+        }
+        model.train();
+        var metrics = new Dictionary<string, double> { ["eval_loss"] = items > 0 ? lossSum / items : double.NaN };
+        foreach (var (k, v) in sums) metrics["eval_" + k] = items > 0 ? v / items : double.NaN;
+        return metrics;
+    }
+
+    static string Progress(int done, int total, double epoch, Dictionary<string, double> m, TimeSpan elapsed, int start)
+    {
+        double fraction = (double)done / total;
+        int filled = (int)Math.Round(fraction * 20);
+        var eta = done > start ? TimeSpan.FromSeconds(elapsed.TotalSeconds / (done - start) * (total - done)) : TimeSpan.Zero;
+        var extras = string.Join(" ", m.Where(kv => kv.Key is not ("loss" or "learning_rate" or "grad_norm" or "tokens_per_second" or "num_tokens"))
+            .Select(kv => $"{kv.Key} {RunLog.Format(kv.Value)}"));
+        return $"[{new string('#', filled)}{new string('.', 20 - filled)}] step {done}/{total} epoch {epoch:0.00} " +
+               $"loss {RunLog.Format(m.GetValueOrDefault("loss", double.NaN))} lr {RunLog.Format(m["learning_rate"])} " +
+               $"grad_norm {RunLog.Format(m["grad_norm"])} {m["tokens_per_second"]:0} tok/s ETA {eta:hh\\:mm\\:ss}" +
+               (extras.Length > 0 ? " " + extras : "");
+    }
+
+    void SaveCheckpoint(int step, AdamW optimizer, LogWindow window, long tokensSeen)
+    {
+        var dir = Path.Combine(outputDir, $"checkpoint-{step}");
+        AtomicDirectory.Write(dir, overwrite: true, temp =>
+        {
+            HfCheckpoint.WriteInto(model, temp, new SaveOptions { CopyFilesFrom = filesFrom });
+            optimizer.Save(Path.Combine(temp, OptimizerFile));
+            var state = new JsonObject
+            {
+                ["global_step"] = step,
+                ["total_steps"] = TotalSteps,
+                ["epoch"] = (double)step / StepsPerEpoch,
+                ["train_units"] = train.Count,
+                ["batch_size"] = options.BatchSize,
+                ["gradient_accumulation_steps"] = options.GradientAccumulationSteps,
+                ["seed"] = options.Seed,
+                ["num_tokens"] = tokensSeen,
+                ["log_window"] = window.ToJson(),
+            };
+            File.WriteAllText(Path.Combine(temp, StateFile), state.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+        });
+        if (options.SaveTotalLimit > 0)
+            foreach (var old in Checkpoints(outputDir).SkipLast(options.SaveTotalLimit))
+                Directory.Delete(old.Path, recursive: true);
+    }
+
+    /// <summary>checkpoint-STEP directories of a run, oldest first.</summary>
+    public static IReadOnlyList<(int Step, string Path)> Checkpoints(string outputDir) =>
+        !Directory.Exists(outputDir) ? []
+        : Directory.GetDirectories(outputDir, "checkpoint-*")
+            .Select(d => (Ok: int.TryParse(Path.GetFileName(d)["checkpoint-".Length..], out var s), Step: s, Path: d))
+            .Where(x => x.Ok && File.Exists(Path.Combine(x.Path, StateFile)))
+            .OrderBy(x => x.Step).Select(x => (x.Step, x.Path)).ToList();
+
+    (int Step, LogWindow Window, long TokensSeen) Resume(string dir, AdamW optimizer)
+    {
+        var statePath = Path.Combine(dir, StateFile);
+        if (!File.Exists(statePath)) throw new InputError($"{dir}: not a checkpoint (no {StateFile})");
+        var state = JsonNode.Parse(File.ReadAllText(statePath))!.AsObject();
+        void Same(string key, long expected, string what)
+        {
+            long saved = state[key]!.GetValue<long>();
+            if (saved != expected)
+                throw new InputError($"{statePath}: {key}: the checkpoint was made with {saved} {what}, this run has {expected}; resume needs the same data and batching");
+        }
+        Same("train_units", train.Count, "training units");
+        Same("batch_size", options.BatchSize, "as batch size");
+        Same("gradient_accumulation_steps", options.GradientAccumulationSteps, "accumulation steps");
+        Same("seed", options.Seed, "as seed");
+        HfCheckpoint.LoadWeights(model, dir);
+        optimizer.Load(Path.Combine(dir, OptimizerFile));
+        return (state["global_step"]!.GetValue<int>(), LogWindow.FromJson(state["log_window"]!.AsObject()),
+            state["num_tokens"]!.GetValue<long>());
+    }
+
+    /// <summary>The final model in OUTPUT itself (Hugging Face layout with the tokenizer files), as transformers' save_model.</summary>
+    void SaveFinalModel()
+    {
+        var temp = Path.Combine(outputDir, $".final-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(temp);
+        try
+        {
+            HfCheckpoint.WriteInto(model, temp, new SaveOptions { CopyFilesFrom = filesFrom });
+            foreach (var stale in new[] { HfCheckpoint.SingleFile, HfCheckpoint.IndexFile }.Concat(
+                         Directory.GetFiles(outputDir, "model-*-of-*.safetensors").Select(Path.GetFileName)))
+                File.Delete(Path.Combine(outputDir, stale!));
+            foreach (var file in Directory.GetFiles(temp))
+                File.Move(file, Path.Combine(outputDir, Path.GetFileName(file)), overwrite: true);
+        }
+        finally
+        {
+            Directory.Delete(temp, recursive: true);
+        }
+    }
+
+    /// <summary>
+    /// Per-step values since the last log line, averaged over steps when logged (as
+    /// transformers averages the step losses); saved in checkpoints so a resumed run logs the
+    /// same averages as an uninterrupted one.
+    /// </summary>
+    sealed class LogWindow
+    {
+        public int Steps;
+        public double LossSum;
+        public long Tokens;
+        public double StartSeconds;
+        public Dictionary<string, double> MetricSums = new();
+
+        public void Add(double stepLossSum, long items, Dictionary<string, double> metricSums)
+        {
+            Steps++;
+            long n = Math.Max(1, items);
+            LossSum += stepLossSum / n;
+            foreach (var (k, v) in metricSums) MetricSums[k] = MetricSums.GetValueOrDefault(k) + v / n;
+        }
+
+        public Dictionary<string, double> Metrics()
+        {
+            var m = new Dictionary<string, double> { ["loss"] = LossSum / Math.Max(1, Steps) };
+            foreach (var (k, v) in MetricSums) m[k] = v / Math.Max(1, Steps);
+            return m;
+        }
+
+        public JsonObject ToJson() => new()
+        {
+            ["steps"] = Steps,
+            ["loss_sum"] = LossSum.ToString("R", CultureInfo.InvariantCulture),
+            ["metric_sums"] = new JsonObject(MetricSums.Select(kv =>
+                new KeyValuePair<string, JsonNode?>(kv.Key, kv.Value.ToString("R", CultureInfo.InvariantCulture)))),
+        };
+
+        public static LogWindow FromJson(JsonObject o) => new()
+        {
+            Steps = o["steps"]!.GetValue<int>(),
+            LossSum = double.Parse(o["loss_sum"]!.GetValue<string>(), CultureInfo.InvariantCulture),
+            MetricSums = o["metric_sums"]!.AsObject().ToDictionary(kv => kv.Key,
+                kv => double.Parse(kv.Value!.GetValue<string>(), CultureInfo.InvariantCulture)),
+        };
+    }
+}

@@ -1,0 +1,28 @@
+using PostTrain.Models;
+using static TorchSharp.torch;
+
+namespace PostTrain.Training;
+
+/// <summary>
+/// What a micro-batch contributes to a step: the loss summed over its items (trained tokens
+/// for SFT, pairs for DPO, ...) and metric values summed likewise. The loop divides both by the
+/// item count of the whole step, across all gradient-accumulation micro-batches.
+/// </summary>
+public sealed record MicroBatchLoss(Tensor LossSum, IReadOnlyDictionary<string, double> MetricSums);
+
+/// <summary>
+/// A post-training method as the shared loop sees it: how many items and tokens a group of
+/// units holds, and the summed loss of one micro-batch. Units are whatever the method batches
+/// (tokenized sequences, packed rows, preference pairs).
+/// </summary>
+public abstract class TrainingMethod<TUnit>
+{
+    /// <summary>The loss normaliser's share of these units (e.g. trained tokens).</summary>
+    public abstract long CountItems(IReadOnlyList<TUnit> units);
+
+    /// <summary>Tokens processed, for throughput.</summary>
+    public abstract long CountTokens(IReadOnlyList<TUnit> units);
+
+    /// <summary>Summed loss of a micro-batch, with autograd; runs inside the loop's dispose scope.</summary>
+    public abstract MicroBatchLoss Loss(CausalLM model, IReadOnlyList<TUnit> units);
+}

@@ -1,0 +1,64 @@
+namespace PostTrain.Training;
+
+/// <summary>Learning-rate schedules after warmup.</summary>
+public enum LrScheduler { Constant, Linear, Cosine }
+
+/// <summary>
+/// Options every trainer shares: the optimiser, schedule, batching, logging and checkpoints.
+/// Names follow transformers' TrainingArguments (CLI: kebab-case, e.g. --learning-rate).
+/// </summary>
+public record TrainingOptions
+{
+    public double LearningRate { get; init; } = 2e-5;
+    /// <summary>Sequences (or packed rows) per micro-batch.</summary>
+    public int BatchSize { get; init; } = 8;
+    public int GradientAccumulationSteps { get; init; } = 1;
+    public double Epochs { get; init; } = 3;
+    /// <summary>When positive, overrides <see cref="Epochs"/>.</summary>
+    public int MaxSteps { get; init; } = -1;
+    public LrScheduler LrScheduler { get; init; } = LrScheduler.Linear;
+    public double WarmupRatio { get; init; }
+    /// <summary>When positive, overrides <see cref="WarmupRatio"/>.</summary>
+    public int WarmupSteps { get; init; }
+    public double WeightDecay { get; init; }
+    public double AdamBeta1 { get; init; } = 0.9;
+    public double AdamBeta2 { get; init; } = 0.999;
+    public double AdamEpsilon { get; init; } = 1e-8;
+    /// <summary>Clip the global gradient norm to this; 0 disables clipping.</summary>
+    public double MaxGradNorm { get; init; } = 1.0;
+    public int LoggingSteps { get; init; } = 10;
+    /// <summary>Evaluate every N steps (and at the end) when evaluation data is given; 0: only at the end.</summary>
+    public int EvalSteps { get; init; }
+    /// <summary>Write checkpoint-STEP every N steps; 0: never (the final model is always saved).</summary>
+    public int SaveSteps { get; init; } = 500;
+    /// <summary>Keep at most this many checkpoints (the oldest are deleted); 0: keep all.</summary>
+    public int SaveTotalLimit { get; init; }
+    public long Seed { get; init; } = 42;
+    public int MaxLength { get; init; } = 1024;
+    public bool GradientCheckpointing { get; init; }
+
+    /// <summary>Checks ranges; a bad value is an error naming the option.</summary>
+    public virtual void Validate()
+    {
+        static void Require(bool ok, string option, string message)
+        {
+            if (!ok) throw new InputError($"--{option}: {message}");
+        }
+        Require(LearningRate >= 0, "learning-rate", "must not be negative");
+        Require(BatchSize > 0, "batch-size", "must be positive");
+        Require(GradientAccumulationSteps > 0, "gradient-accumulation-steps", "must be positive");
+        Require(Epochs > 0 || MaxSteps > 0, "epochs", "must be positive (or give --max-steps)");
+        Require(WarmupRatio is >= 0 and <= 1, "warmup-ratio", "must be in [0, 1]");
+        Require(WarmupSteps >= 0, "warmup-steps", "must not be negative");
+        Require(WeightDecay >= 0, "weight-decay", "must not be negative");
+        Require(AdamBeta1 is >= 0 and < 1, "adam-beta1", "must be in [0, 1)");
+        Require(AdamBeta2 is >= 0 and < 1, "adam-beta2", "must be in [0, 1)");
+        Require(AdamEpsilon > 0, "adam-epsilon", "must be positive");
+        Require(MaxGradNorm >= 0, "max-grad-norm", "must not be negative");
+        Require(LoggingSteps > 0, "logging-steps", "must be positive");
+        Require(EvalSteps >= 0, "eval-steps", "must not be negative");
+        Require(SaveSteps >= 0, "save-steps", "must not be negative");
+        Require(SaveTotalLimit >= 0, "save-total-limit", "must not be negative");
+        Require(MaxLength > 1, "max-length", "must be at least 2");
+    }
+}
