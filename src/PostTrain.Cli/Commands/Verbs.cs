@@ -9,6 +9,7 @@ public static class Verbs
     [
         InitCommand.Create(),
         LogprobsCommand.Create(),
+        GenerateCommand.Create(),
         TokenizeCommand.Create(),
     ];
 
