@@ -27,6 +27,8 @@ public sealed class GenerationBenchmark : IBenchmark
         int batch = options.GetInt("batch", 16), prefillLen = options.GetInt("prefill", 512), repeats = options.GetInt("repeats", 2);
         var dtype = options.Get("dtype", "f32") == "bf16" ? ScalarType.BFloat16 : ScalarType.Float32;
 
+        if (options.Get("threads", "") is { Length: > 0 } t) set_num_threads(int.Parse(t));
+        if (options.Get("micro", "0") == "1") return Micro();
         var config = preset.ToConfig();
         using var model = new CausalLM(config, dtype);
         model.InitializeWeights(0);
@@ -51,7 +53,7 @@ public sealed class GenerationBenchmark : IBenchmark
         }
 
         engine.Generate(Prompts(1, 8), decodeOptions with { MaxNewTokens = 4 }); // warm-up
-        if (options.Get("profile", "0") == "1") return Profile(model, Prompts(1, promptLen)[0], newTokens);
+        if (options.Get("profile", "0") != "0") return Profile(model, Prompts(int.Parse(options.Get("profile", "1")), promptLen), newTokens);
         var (decode1, _) = Decode(1, promptLen, newTokens);
         var (decodeB, _) = Decode(batch, promptLen, newTokens);
         var (_, prefill) = Decode(1, prefillLen, 1);
@@ -86,14 +88,16 @@ public sealed class GenerationBenchmark : IBenchmark
 
     // Where a batch-1 decode step's time goes: the whole step, the output projection alone, and
     // the decoder layers' matmuls alone (the same weights, as bare GEMVs).
-    static JsonObject Profile(CausalLM model, int[] prompt, int steps)
+    static JsonObject Profile(CausalLM model, int[][] prompts, int steps)
     {
+        int rows = prompts.Length;
+        var prompt = prompts[0];
         using var inference = inference_mode();
         using var scope = NewDisposeScope();
         var c = model.Config;
-        using var cache = new KvCache(c, 1, prompt.Length + steps + 1, model.DType);
-        model.ForwardHidden(tensor(prompt.Select(x => (long)x).ToArray()).unsqueeze(0), null, null, cache);
-        var token = tensor(new long[] { 5 }).unsqueeze(0);
+        using var cache = new KvCache(c, rows, prompt.Length + steps + 1, model.DType);
+        model.ForwardHidden(tensor(prompts.SelectMany(p => p.Select(x => (long)x)).ToArray(), [rows, prompt.Length]), null, null, cache);
+        var token = full([rows, 1], 5L);
         double Time(Action a)
         {
             double best = double.MaxValue;
@@ -109,18 +113,18 @@ public sealed class GenerationBenchmark : IBenchmark
         long pos = prompt.Length;
         double step = Time(() =>
         {
-            var h = model.ForwardHidden(token, null, tensor(new long[] { pos++ }).unsqueeze(0), cache);
-            model.Logits(h.select(1, 0)).argmax(-1).item<long>();
+            var h = model.ForwardHidden(token, null, full([rows, 1], pos++), cache);
+            model.Logits(h.select(1, 0)).argmax(-1).data<long>().ToArray();
         });
         double noCache = Time(() => model.ForwardHidden(token));
         var layer0 = model.Model.Layers[0];
-        var hx = randn(1, 1, c.HiddenSize).to(model.DType);
-        var (cos1, sin1) = (ones(1, 1, 1, c.HeadDim), zeros(1, 1, 1, c.HeadDim));
+        var hx = randn(rows, 1, c.HiddenSize).to(model.DType);
+        var (cos1, sin1) = (ones(rows, 1, 1, c.HeadDim), zeros(rows, 1, 1, c.HeadDim));
         double oneLayer = Time(() => layer0.Forward(hx, cos1, sin1, null));
-        var x = randn(1, c.HiddenSize).to(model.DType);
+        var x = randn(rows, c.HiddenSize).to(model.DType);
         double head = Time(() => model.Logits(x));
         var weights = model.named_parameters().Where(p => p.name.Contains(".layers.") && p.parameter.dim() == 2).Select(p => (Tensor)p.parameter).ToArray();
-        var inputs = weights.Select(w => randn(1, w.shape[1]).to(model.DType)).ToArray();
+        var inputs = weights.Select(w => randn(rows, w.shape[1]).to(model.DType)).ToArray();
         double layers = Time(() =>
         {
             for (int i = 0; i < weights.Length; i++) nn.functional.linear(inputs[i], weights[i]);
@@ -139,6 +143,34 @@ public sealed class GenerationBenchmark : IBenchmark
             ["forward_one_token_no_cache_seconds"] = Math.Round(noCache, 4),
             ["one_layer_no_cache_seconds"] = Math.Round(oneLayer, 4),
         };
+    }
+
+    static JsonObject Micro()
+    {
+        using var scope = NewDisposeScope();
+        var o = new JsonObject();
+        var w = randn(4864, 896);
+        var wt = w.t().contiguous();
+        foreach (int m in new[] { 1, 2, 4, 8, 12, 16, 24, 32, 48, 64 })
+        {
+            var x = randn(m, 896);
+            double T(Func<Tensor> f)
+            {
+                f();
+                double best = double.MaxValue;
+                for (int i = 0; i < 30; i++)
+                {
+                    using var inner = NewDisposeScope();
+                    var sw = Stopwatch.StartNew();
+                    f();
+                    best = Math.Min(best, sw.Elapsed.TotalSeconds);
+                }
+                return Math.Round(best * 1e3, 3);
+            }
+            o[$"m{m}"] = $"linear {T(() => nn.functional.linear(x, w))} | w@xT {T(() => w.matmul(x.t()))} | x@wt {T(() => x.matmul(wt))} | down {T(() => nn.functional.linear(randn(m, 4864), wt))}";
+        }
+        o["weight_read_bound_ms"] = Math.Round(4864.0 * 896 * 4 / CopyBandwidth() * 1e3, 3);
+        return o;
     }
 
     /// <summary>
