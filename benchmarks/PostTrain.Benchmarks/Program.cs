@@ -17,6 +17,7 @@ public static class Program
     [
         new ModelBenchmark(),
         new GenerationBenchmark(),
+        new SftBenchmark(),
         new TokenizerBenchmark(),
     ];
 

@@ -50,10 +50,12 @@ public static class GenerateCommand
             var lines = DatasetReader.ReadJsonLines(inputPath).ToList();
             bool needsText = options.Stop.Count > 0 || lines.Any(l => l.Value.ContainsKey("prompt") || l.Value.ContainsKey("messages"));
             var tokenizer = needsText ? Tokenizer(modelDir, options.Stop.Count > 0 ? "--stop" : null) : null;
+            ChatTemplate? template = null;
+            ChatTemplate Template() => template ??= ChatTemplate.FromModelDirectory(modelDir);
             var prompts = new List<(string Field, JsonNode Value, int[] Ids)>();
             foreach (var line in lines)
             {
-                var prompt = Prompts.Read(line, tokenizer, config.VocabSize);
+                var prompt = Prompts.Read(line, tokenizer, Template, config.VocabSize);
                 if (prompt.Ids.Length == 0) throw line.Error(prompt.Field, "the prompt has no tokens");
                 if (prompt.Ids.Length > config.MaxPositionEmbeddings)
                     throw line.Error(prompt.Field, $"the prompt has {prompt.Ids.Length} tokens, more than the model's context of {config.MaxPositionEmbeddings} (max_position_embeddings)");
@@ -116,7 +118,7 @@ public static class GenerateCommand
 /// <summary>Turns an input record into prompt token ids.</summary>
 static class Prompts
 {
-    public static (string Field, JsonNode Value, int[] Ids) Read(DataRecord line, HfTokenizer? tokenizer, int vocabSize)
+    public static (string Field, JsonNode Value, int[] Ids) Read(DataRecord line, HfTokenizer? tokenizer, Func<ChatTemplate>? template, int vocabSize)
     {
         var o = line.Value;
         var fields = new[] { "prompt", "messages", "prompt_ids" }.Where(o.ContainsKey).ToArray();
@@ -135,7 +137,24 @@ static class Prompts
                 // As transformers' tokenizer(text): the post-processor's special tokens (Llama 3's BOS) are added.
                 return (field, value, tokenizer!.Encode(text, addSpecialTokens: true));
             default:
-                throw line.Error(field, $"chat templates are not available yet in this build; apply the template yourself and give \"prompt\" or \"prompt_ids\"");
+                var messages = RecordFormats.Messages(line, field);
+                return (field, value, tokenizer!.Encode(RenderChat(template!(), messages, line.Value["tools"] as JsonArray, line)));
+        }
+    }
+
+    /// <summary>
+    /// The chat template applied as apply_chat_template(messages, add_generation_prompt=True):
+    /// the text the assistant's reply continues (its special tokens are in the text, so none are added when encoding).
+    /// </summary>
+    public static string RenderChat(ChatTemplate template, JsonArray messages, JsonArray? tools, DataRecord? line)
+    {
+        try
+        {
+            return template.Render(new ChatTemplateInput { Messages = messages, Tools = tools, AddGenerationPrompt = true }).Text;
+        }
+        catch (Exception e) when (e is PostTrain.Tokenization.Jinja.TemplateError or PostTrain.Tokenization.Jinja.TemplateRuntimeError)
+        {
+            throw line is null ? new InputError($"chat template: {e.Message}") : line.Error("messages", $"chat template: {e.Message}");
         }
     }
 }

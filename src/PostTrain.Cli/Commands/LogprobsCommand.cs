@@ -3,6 +3,8 @@ using System.Text.Json;
 using PostTrain.Checkpoints;
 using PostTrain.Data;
 using PostTrain.Models;
+using PostTrain.Tokenization;
+using System.Text.Json.Nodes;
 
 namespace PostTrain.Cli.Commands;
 
@@ -30,9 +32,41 @@ public static class LogprobsCommand
 
             // Validate every line before any work: a bad line 9,000 fails before scoring starts.
             var sequences = new List<int[]>();
+            HfTokenizer? tokenizer = null;
+            ChatTemplate? template = null;
             foreach (var line in DatasetReader.ReadJsonLines(inputPath))
             {
-                var ids = line.TokenIds("input_ids", config.VocabSize);
+                int[] ids;
+                if (line.Value.ContainsKey("input_ids"))
+                    ids = line.TokenIds("input_ids", config.VocabSize);
+                else if (line.Value["text"] is JsonValue text && text.TryGetValue<string>(out var s))
+                {
+                    tokenizer ??= HfTokenizer.FromDirectory(modelDir);
+                    ids = tokenizer.Encode(s, addSpecialTokens: true);
+                    if (ids.Any(id => id >= config.VocabSize))
+                        throw line.Error("text", $"tokenizes to ids beyond the model's vocabulary ({config.VocabSize})");
+                }
+                else if (line.Value.ContainsKey("messages"))
+                {
+                    // A whole conversation as the chat template renders it (no generation prompt).
+                    var messages = RecordFormats.Messages(line, "messages");
+                    template ??= ChatTemplate.FromModelDirectory(modelDir);
+                    tokenizer ??= HfTokenizer.FromDirectory(modelDir);
+                    string rendered;
+                    try
+                    {
+                        rendered = template.Render(new ChatTemplateInput { Messages = messages, Tools = line.Value["tools"] as JsonArray }).Text;
+                    }
+                    catch (Exception e) when (e is PostTrain.Tokenization.Jinja.TemplateError or PostTrain.Tokenization.Jinja.TemplateRuntimeError)
+                    {
+                        throw line.Error("messages", $"chat template: {e.Message}");
+                    }
+                    ids = tokenizer.Encode(rendered);
+                    if (ids.Any(id => id >= config.VocabSize))
+                        throw line.Error("messages", $"tokenizes to ids beyond the model's vocabulary ({config.VocabSize})");
+                }
+                else
+                    throw line.Error(line.Value.ContainsKey("text") ? "text" : "input_ids", line.Value.ContainsKey("text") ? "expected a string" : "missing (give input_ids, text or messages)");
                 if (ids.Length == 0) throw line.Error("input_ids", "empty sequence");
                 sequences.Add(ids);
             }

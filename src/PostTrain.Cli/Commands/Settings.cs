@@ -20,31 +20,37 @@ public sealed class Setting<TOptions>
     public required Func<TOptions, object?> Get { get; init; }
     public required Func<TOptions, object?, TOptions> Set { get; init; }
     public string[]? Choices { get; init; }
-    internal Option Option { get; set; } = null!;
 }
 
 /// <summary>Settings of a command, bound from the command line and an optional YAML file.</summary>
 public sealed class SettingTable<TOptions>(IReadOnlyList<Setting<TOptions>> settings)
 {
-    readonly Option<string?> config = new("--config") { Description = "YAML file of settings (same names as the options; the command line overrides it)" };
-
     public IReadOnlyList<Setting<TOptions>> Settings => settings;
 
-    public void AddTo(Command command)
+    /// <summary>
+    /// Adds --config and every setting to a command (showing the defaults of
+    /// <paramref name="defaults"/>); the returned binding reads them back from a parse.
+    /// </summary>
+    public SettingBinding<TOptions> AddTo(Command command, TOptions defaults)
     {
+        var config = new Option<string?>("--config") { Description = "YAML file of settings (same names as the options; the command line overrides it)" };
+        var options = new Dictionary<Setting<TOptions>, Option>();
         command.Options.Add(config);
         foreach (var s in settings)
         {
+            var value = s.Get(defaults);
+            var shown = value is null or false ? "" : $" [default: {Text(value)}]";
             Option option = s.Type == typeof(bool)
                 ? new Option<bool>("--" + s.Name) { Description = s.Description }
-                : new Option<string?>("--" + s.Name) { Description = s.Description + (s.Choices is null ? "" : $" ({string.Join("|", s.Choices)})") };
-            s.Option = option;
+                : new Option<string?>("--" + s.Name) { Description = s.Description + (s.Choices is null ? "" : $" ({string.Join("|", s.Choices)})") + shown };
+            options[s] = option;
             command.Options.Add(option);
         }
+        return new SettingBinding<TOptions>(this, config, options);
     }
 
     /// <summary>The effective options: defaults, then the YAML file, then the command line.</summary>
-    public TOptions Bind(ParseResult result, TOptions defaults)
+    internal TOptions Bind(ParseResult result, TOptions defaults, Option<string?> config, IReadOnlyDictionary<Setting<TOptions>, Option> bound)
     {
         var options = defaults;
         var configPath = result.GetValue(config);
@@ -57,9 +63,10 @@ public sealed class SettingTable<TOptions>(IReadOnlyList<Setting<TOptions>> sett
             }
         foreach (var s in settings)
         {
-            var given = result.GetResult(s.Option);
+            var option = bound[s];
+            var given = result.GetResult(option);
             if (given is null || given.Implicit) continue;
-            object? raw = s.Type == typeof(bool) ? result.GetValue((Option<bool>)s.Option) : result.GetValue((Option<string?>)s.Option);
+            object? raw = s.Type == typeof(bool) ? result.GetValue((Option<bool>)option) : result.GetValue((Option<string?>)option);
             options = s.Set(options, raw is bool b ? b : Parse(s, (string?)raw, "--" + s.Name));
         }
         return options;
@@ -127,22 +134,29 @@ public sealed class SettingTable<TOptions>(IReadOnlyList<Setting<TOptions>> sett
         foreach (var s in settings)
         {
             var value = s.Get(options);
-            var text = value switch
-            {
-                null => "null",
-                bool b => b ? "true" : "false",
-                double d => d.ToString("R", CultureInfo.InvariantCulture),
-                Enum e => e.ToString().ToLowerInvariant(),
-                IFormattable f => f.ToString(null, CultureInfo.InvariantCulture),
-                string str => Quote(str),
-                _ => Quote(value.ToString()!),
-            };
-            sb.Append(s.Name).Append(": ").Append(text).Append('\n');
+            sb.Append(s.Name).Append(": ").Append(value is string str ? Quote(str) : Text(value)).Append('\n');
         }
         return sb.ToString();
     }
 
+    static string Text(object? value) => value switch
+    {
+        null => "null",
+        bool b => b ? "true" : "false",
+        double d => d.ToString("R", CultureInfo.InvariantCulture),
+        Enum e => e.ToString().ToLowerInvariant(),
+        IFormattable f => f.ToString(null, CultureInfo.InvariantCulture),
+        _ => value.ToString()!,
+    };
+
     static string Quote(string s) => "\"" + s.Replace("\\", "\\\\").Replace("\"", "\\\"") + "\"";
+}
+
+/// <summary>A command's own options for a setting table (one per command instance: parses never share options).</summary>
+public sealed class SettingBinding<TOptions>(SettingTable<TOptions> table, Option<string?> config, IReadOnlyDictionary<Setting<TOptions>, Option> options)
+{
+    /// <summary>The effective options: defaults, then the YAML file, then the command line.</summary>
+    public TOptions Bind(ParseResult result, TOptions defaults) => table.Bind(result, defaults, config, options);
 }
 
 /// <summary>The loop's settings, shared by every trainer's command.</summary>
@@ -158,6 +172,10 @@ public static class LoopSettings
 
     static IEnumerable<Setting<TrainingOptions>> Loop() =>
     [
+        S<TrainingOptions>("model", "Model directory to start from (Hugging Face layout)", typeof(string), o => o.Model, (o, v) => o with { Model = (string?)v }),
+        S<TrainingOptions>("data", "Training data: .jsonl, .json or .parquet file, or a directory of them", typeof(string), o => o.Data, (o, v) => o with { Data = (string?)v }),
+        S<TrainingOptions>("eval-data", "Evaluation data, scored every --eval-steps and at the end", typeof(string), o => o.EvalData, (o, v) => o with { EvalData = (string?)v }),
+        S<TrainingOptions>("output", "Run directory: metrics.jsonl, TensorBoard, checkpoints, the final model", typeof(string), o => o.Output, (o, v) => o with { Output = (string?)v }),
         S<TrainingOptions>("learning-rate", "Peak learning rate", typeof(double), o => o.LearningRate, (o, v) => o with { LearningRate = (double)v! }),
         S<TrainingOptions>("batch-size", "Sequences per micro-batch", typeof(int), o => o.BatchSize, (o, v) => o with { BatchSize = (int)v! }),
         S<TrainingOptions>("gradient-accumulation-steps", "Micro-batches per optimiser step", typeof(int), o => o.GradientAccumulationSteps, (o, v) => o with { GradientAccumulationSteps = (int)v! }),

@@ -10,7 +10,10 @@ public static class Verbs
         InitCommand.Create(),
         LogprobsCommand.Create(),
         GenerateCommand.Create(),
+        ChatCommand.Create(),
         TokenizeCommand.Create(),
+        SftCommand.Create(),
+        TemplateCommand.Create(),
     ];
 
     /// <summary>

@@ -9,6 +9,14 @@ public enum LrScheduler { Constant, Linear, Cosine }
 /// </summary>
 public record TrainingOptions
 {
+    /// <summary>The model directory to start from (Hugging Face layout).</summary>
+    public string? Model { get; init; }
+    /// <summary>Training data: a file or a directory of shards.</summary>
+    public string? Data { get; init; }
+    /// <summary>Evaluation data, scored every --eval-steps and at the end.</summary>
+    public string? EvalData { get; init; }
+    /// <summary>The run's directory: metrics, checkpoints, the final model.</summary>
+    public string? Output { get; init; }
     public double LearningRate { get; init; } = 2e-5;
     /// <summary>Sequences (or packed rows) per micro-batch.</summary>
     public int BatchSize { get; init; } = 8;
@@ -36,6 +44,13 @@ public record TrainingOptions
     public long Seed { get; init; } = 42;
     public int MaxLength { get; init; } = 1024;
     public bool GradientCheckpointing { get; init; }
+
+    /// <summary>A command's run needs --model, --data and --output (from the command line or the YAML file).</summary>
+    public void RequirePaths()
+    {
+        foreach (var (value, option) in new[] { (Model, "model"), (Data, "data"), (Output, "output") })
+            if (string.IsNullOrEmpty(value)) throw new InputError($"--{option}: required (on the command line or in the --config file)");
+    }
 
     /// <summary>Checks ranges; a bad value is an error naming the option.</summary>
     public virtual void Validate()

@@ -119,3 +119,61 @@ public class GenerateCommandTests(TokenizerFixture tokenizers) : IClassFixture<T
         Assert.Equal("", stdout);
     }
 }
+
+public class ChatAndMessagesTests(TokenizerFixture tokenizers) : IClassFixture<TokenizerFixture>
+{
+    string InitWithTokenizer()
+    {
+        var dir = Path.Combine(TestModels.TempDir(), "model");
+        var (code, _, stderr) = CliRunner.Run("init", "--arch", "qwen3", "--output", dir, "--seed", "2", "--tokenizer", tokenizers.Dir("qwen3"));
+        Assert.True(code == 0, stderr);
+        return dir;
+    }
+
+    [Fact]
+    public void MessagesArePromptedThroughTheChatTemplate()
+    {
+        var model = InitWithTokenizer();
+        var input = Path.Combine(TestModels.TempDir(), "in.jsonl");
+        File.WriteAllText(input, "{\"messages\": [{\"role\": \"user\", \"content\": \"Hi there\"}]}\n");
+        var (code, stdout, stderr) = CliRunner.Run("generate", "--model", model, "--input", input, "--temperature", "0", "--max-new-tokens", "4");
+        Assert.True(code == 0, stderr);
+        var line = JsonNode.Parse(stdout.Trim())!.AsObject();
+        Assert.Equal("Hi there", (string)line["messages"]![0]!["content"]!);
+        var ids = line["completions"]![0]!["token_ids"]!.AsArray().Select(x => (int)x!).ToArray();
+
+        // The same as generating from the rendered prompt's ids.
+        var template = PostTrain.Tokenization.ChatTemplate.FromModelDirectory(model);
+        var rendered = template.Render(new PostTrain.Tokenization.ChatTemplateInput
+        {
+            Messages = JsonNode.Parse("[{\"role\": \"user\", \"content\": \"Hi there\"}]")!.AsArray(),
+            AddGenerationPrompt = true,
+        }).Text;
+        Assert.EndsWith("<|im_start|>assistant\n", rendered);
+        var promptIds = tokenizers.Get("qwen3").Encode(rendered);
+        File.WriteAllText(input, $"{{\"prompt_ids\": [{string.Join(",", promptIds)}]}}\n");
+        var (code2, stdout2, stderr2) = CliRunner.Run("generate", "--model", model, "--input", input, "--temperature", "0", "--max-new-tokens", "4");
+        Assert.True(code2 == 0, stderr2);
+        Assert.Equal(ids, JsonNode.Parse(stdout2.Trim())!["completions"]![0]!["token_ids"]!.AsArray().Select(x => (int)x!).ToArray());
+    }
+
+    [Fact]
+    public void ChatStreamsRepliesKeepsTheConversationAndExits()
+    {
+        var model = InitWithTokenizer();
+        PostTrain.Cli.Commands.ChatCommand.Input.Value = new StringReader("Hello\nHow are you?\n/reset\nAgain\n/exit\nnever read\n");
+        try
+        {
+            var (code, stdout, stderr) = CliRunner.Run("chat", "--model", model, "--system", "Be brief.", "--temperature", "0", "--max-new-tokens", "5");
+            Assert.True(code == 0, stderr);
+            Assert.Contains("(conversation reset)", stdout);
+            // Five prompts shown (three user turns, /reset, /exit); the line after /exit is never read.
+            Assert.Equal(6, stdout.Split("> ").Length);
+            Assert.StartsWith("Chatting with", stdout);
+        }
+        finally
+        {
+            PostTrain.Cli.Commands.ChatCommand.Input.Value = null;
+        }
+    }
+}

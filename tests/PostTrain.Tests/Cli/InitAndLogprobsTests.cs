@@ -126,7 +126,7 @@ public class InitAndLogprobsTests
         var dir = InitTiny();
         var (code, stderr, input, _) = LogprobsOn(dir, "{\"ids\": [1, 2]}\n");
         Assert.Equal(2, code);
-        Assert.Equal($"error: {input}:1: input_ids: missing", stderr.TrimEnd());
+        Assert.Equal($"error: {input}:1: input_ids: missing (give input_ids, text or messages)", stderr.TrimEnd());
     }
 
     [Fact]

@@ -1,0 +1,145 @@
+using System.Text;
+
+namespace PostTrain.Tokenization.Jinja;
+
+/// <summary>Python arithmetic and comparison: int stays int, / is true division, // and % floor.</summary>
+public static class Operators
+{
+    private static TemplateRuntimeError Unsupported(string op, object? a, object? b) =>
+        a is Undefined ua ? new TemplateRuntimeError(ua.Message())
+        : b is Undefined ub ? new TemplateRuntimeError(ub.Message())
+        : new TemplateRuntimeError($"unsupported operand type(s) for {op}: '{PyOps.TypeName(a)}' and '{PyOps.TypeName(b)}'");
+
+    public static object? Unary(string op, object? v)
+    {
+        if (v is Undefined u) throw new TemplateRuntimeError(u.Message());
+        return (op, v) switch
+        {
+            ("-", long l) => -l,
+            ("-", double d) => -d,
+            ("-", bool b) => b ? -1L : 0L,
+            ("+", long or double) => v,
+            ("+", bool b) => b ? 1L : 0L,
+            _ => throw new TemplateRuntimeError($"bad operand type for unary {op}: '{PyOps.TypeName(v)}'"),
+        };
+    }
+
+    public static object? Binary(string op, object? a, object? b)
+    {
+        if (op == "~") return PyOps.Str(a) + PyOps.Str(b);
+        bool nums = PyOps.IsNumber(a) && PyOps.IsNumber(b);
+        bool ints = nums && a is not double && b is not double;
+        switch (op)
+        {
+            case "+":
+                if (ints) return PyOps.ToLong(a) + PyOps.ToLong(b);
+                if (nums) return PyOps.ToDouble(a) + PyOps.ToDouble(b);
+                if (a is string sa && b is string sb) return sa + sb;
+                if (a is List<object?> la && b is List<object?> lb) return (List<object?>)[.. la, .. lb];
+                if (a is PyTuple ta && b is PyTuple tb) return new PyTuple([.. ta.Items, .. tb.Items]);
+                if (a is string && b is not Undefined || b is string && a is not Undefined)
+                    throw new TemplateRuntimeError(a is string ? $"can only concatenate str (not \"{PyOps.TypeName(b)}\") to str" : $"unsupported operand type(s) for +: '{PyOps.TypeName(a)}' and 'str'");
+                throw Unsupported("+", a, b);
+            case "-":
+                if (ints) return PyOps.ToLong(a) - PyOps.ToLong(b);
+                if (nums) return PyOps.ToDouble(a) - PyOps.ToDouble(b);
+                throw Unsupported("-", a, b);
+            case "*":
+                if (ints) return PyOps.ToLong(a) * PyOps.ToLong(b);
+                if (nums) return PyOps.ToDouble(a) * PyOps.ToDouble(b);
+                if (a is string s1 && b is long or bool) return Repeat(s1, PyOps.ToLong(b));
+                if (b is string s2 && a is long or bool) return Repeat(s2, PyOps.ToLong(a));
+                if (a is List<object?> l1 && b is long or bool) return RepeatList(l1, PyOps.ToLong(b));
+                if (b is List<object?> l2 && a is long or bool) return RepeatList(l2, PyOps.ToLong(a));
+                throw Unsupported("*", a, b);
+            case "/":
+                if (!nums) throw Unsupported("/", a, b);
+                if (PyOps.ToDouble(b) == 0) throw new TemplateRuntimeError("division by zero");
+                return PyOps.ToDouble(a) / PyOps.ToDouble(b);
+            case "//":
+                if (!nums) throw Unsupported("//", a, b);
+                if (PyOps.ToDouble(b) == 0) throw new TemplateRuntimeError("integer division or modulo by zero");
+                if (ints) return FloorDiv(PyOps.ToLong(a), PyOps.ToLong(b));
+                return Math.Floor(PyOps.ToDouble(a) / PyOps.ToDouble(b));
+            case "%":
+                if (a is string fmt) return PercentFormat(fmt, b);
+                if (!nums) throw Unsupported("%", a, b);
+                if (PyOps.ToDouble(b) == 0) throw new TemplateRuntimeError("integer division or modulo by zero");
+                if (ints) { long x = PyOps.ToLong(a), y = PyOps.ToLong(b); return x - y * FloorDiv(x, y); }
+                double fx = PyOps.ToDouble(a), fy = PyOps.ToDouble(b);
+                double r = fx % fy;
+                if (r != 0 && (r < 0) != (fy < 0)) r += fy;
+                return r;
+            case "**":
+                if (ints && PyOps.ToLong(b) >= 0)
+                {
+                    long bas = PyOps.ToLong(a), e = PyOps.ToLong(b), res = 1;
+                    try
+                    {
+                        for (long i = 0; i < e; i++) res = checked(res * bas);
+                        return res;
+                    }
+                    catch (OverflowException)
+                    {
+                        return Math.Pow(bas, e); // Python would keep an exact big int
+                    }
+                }
+                if (nums) return Math.Pow(PyOps.ToDouble(a), PyOps.ToDouble(b));
+                throw Unsupported("** or pow()", a, b);
+        }
+        throw new TemplateRuntimeError($"unknown operator {op}");
+    }
+
+    private static long FloorDiv(long x, long y)
+    {
+        long q = x / y;
+        if ((x % y != 0) && ((x < 0) != (y < 0))) q--;
+        return q;
+    }
+
+    private static string Repeat(string s, long n) => n <= 0 ? "" : new StringBuilder(s.Length * (int)n).Insert(0, s, (int)n).ToString();
+
+    private static List<object?> RepeatList(List<object?> l, long n)
+    {
+        var r = new List<object?>();
+        for (long i = 0; i < n; i++) r.AddRange(l);
+        return r;
+    }
+
+    /// <summary>printf-style "%s" formatting (the %s, %d, %r and %% conversions).</summary>
+    private static string PercentFormat(string fmt, object? args)
+    {
+        var values = args is PyTuple t ? t.Items.ToList() : [args];
+        var sb = new StringBuilder();
+        int k = 0;
+        for (int i = 0; i < fmt.Length; i++)
+        {
+            if (fmt[i] != '%' || i + 1 >= fmt.Length) { sb.Append(fmt[i]); continue; }
+            char c = fmt[++i];
+            if (c == '%') { sb.Append('%'); continue; }
+            if (k >= values.Count) throw new TemplateRuntimeError("not enough arguments for format string");
+            var v = values[k++];
+            sb.Append(c switch
+            {
+                's' => PyOps.Str(v),
+                'r' => PyOps.Repr(v),
+                'd' or 'i' => PyOps.Str(v is double d ? (long)d : v),
+                _ => throw new TemplateRuntimeError($"unsupported format character '{c}'"),
+            });
+        }
+        return sb.ToString();
+    }
+
+    public static bool Compare(string op, object? a, object? b) => op switch
+    {
+        "==" => PyOps.Eq(a, b),
+        "!=" => !PyOps.Eq(a, b),
+        "<" => PyOps.Compare(a, b, "<") < 0,
+        "<=" => PyOps.Compare(a, b, "<=") <= 0,
+        ">" => PyOps.Compare(a, b, ">") > 0,
+        ">=" => PyOps.Compare(a, b, ">=") >= 0,
+        "in" => PyOps.Contains(b, a),
+        "notin" => !PyOps.Contains(b, a),
+        _ => throw new TemplateRuntimeError($"unknown comparison {op}"),
+    };
+}
