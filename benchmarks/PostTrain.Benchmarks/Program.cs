@@ -16,6 +16,7 @@ public static class Program
     static readonly IBenchmark[] All =
     [
         new ModelBenchmark(),
+        new GenerationBenchmark(),
         new SftBenchmark(),
         new TokenizerBenchmark(),
     ];

@@ -9,6 +9,8 @@ public static class Verbs
     [
         InitCommand.Create(),
         LogprobsCommand.Create(),
+        GenerateCommand.Create(),
+        ChatCommand.Create(),
         TokenizeCommand.Create(),
         SftCommand.Create(),
         TemplateCommand.Create(),

@@ -34,8 +34,12 @@ public sealed class Attention : nn.Module
     /// <param name="x">[batch, seq, hidden]</param>
     /// <param name="cos">[batch, 1, seq, headDim]</param>
     /// <param name="sin">[batch, 1, seq, headDim]</param>
-    /// <param name="mask">boolean [batch, 1, seq, seq], or null for causal</param>
-    public Tensor Forward(Tensor x, Tensor cos, Tensor sin, Tensor? mask)
+    /// <param name="mask">boolean [batch, 1, seq, keys] (keys = cached + seq), or null: causal
+    /// when seq &gt; 1, everything when one query attends over a cache</param>
+    /// <param name="cache">optional: this step's keys and values are appended to it and the
+    /// queries attend over all cached positions</param>
+    /// <param name="layer">this layer's index in the cache</param>
+    public Tensor Forward(Tensor x, Tensor cos, Tensor sin, Tensor? mask, KvCache? cache = null, int layer = 0)
     {
         using var scope = NewDisposeScope();
         long b = x.shape[0], s = x.shape[1];
@@ -46,13 +50,33 @@ public sealed class Attention : nn.Module
         if (k_norm is not null) k = k_norm.forward(k);
         q = RotaryEmbedding.Apply(q.transpose(1, 2), cos, sin);
         k = RotaryEmbedding.Apply(k.transpose(1, 2), cos, sin);
+        if (cache is not null)
+        {
+            (k, v) = cache.Update(layer, k, v);
+            if (s == 1) return o_proj.forward(DecodeOne(q, k, v, mask)).MoveToOuterDisposeScope();
+        }
         k = RepeatKv(k);
         v = RepeatKv(v);
         var o = mask is null
-            ? nn.functional.scaled_dot_product_attention(q, k, v, is_casual: true)
+            ? nn.functional.scaled_dot_product_attention(q, k, v, is_casual: s > 1)
             : nn.functional.scaled_dot_product_attention(q, k, v, attn_mask: mask);
         o = o.transpose(1, 2).reshape(b, s, heads * headDim);
         return o_proj.forward(o).MoveToOuterDisposeScope();
+    }
+
+    // One query per row over cached keys [b, kvHeads, keys, d]: rather than repeating every
+    // cached key and value for each query head (a copy of the whole cache per layer and step),
+    // the query heads of a group become the group's query rows: head h = g * groups + j uses key
+    // head g, exactly as repeat_kv pairs them. mask: [b, 1, 1, keys] or null (all keys visible).
+    Tensor DecodeOne(Tensor q, Tensor k, Tensor v, Tensor? mask)
+    {
+        long b = q.shape[0];
+        int groups = heads / kvHeads;
+        var grouped = q.reshape(b, kvHeads, groups, headDim);
+        var o = mask is null
+            ? nn.functional.scaled_dot_product_attention(grouped, k, v)
+            : nn.functional.scaled_dot_product_attention(grouped, k, v, attn_mask: mask);
+        return o.reshape(b, 1, heads * headDim);
     }
 
     // [b, kvHeads, s, d] -> [b, heads, s, d]: each key/value head serves heads/kvHeads query heads.

@@ -35,6 +35,27 @@ public static class AttentionMask
     }
 
     /// <summary>
+    /// The mask for <paramref name="newTokens"/> queries that follow the cache's filled positions
+    /// (the cache has already recorded which new slots are real): [batch, 1, new, cached + new],
+    /// key j visible to query i when j is a real token and j &lt;= past + i, and always its own
+    /// slot. Null when nothing needs masking: a first chunk without padding (plain causal) or a
+    /// single new token over a cache without padding (every key visible).
+    /// </summary>
+    public static Tensor? BuildCached(KvCache cache, long newTokens, bool newTokensReal)
+    {
+        long past = cache.Length, total = past + newTokens;
+        if (!cache.HasPadding && (past == 0 || newTokens == 1)) return null;
+        var keys = cache.KeyMask(total); // [b, total]
+        if (newTokens == 1 && newTokensReal) return keys.unsqueeze(1).unsqueeze(1); // a view: no copy
+        using var scope = NewDisposeScope();
+        var q = arange(past, total, dtype: ScalarType.Int64).unsqueeze(1);   // [new, 1]
+        var k = arange(total, dtype: ScalarType.Int64).unsqueeze(0);         // [1, total]
+        var mask = (k <= q).unsqueeze(0).logical_and(keys.unsqueeze(1));   // [b, new, total]
+        mask = mask.logical_or(k.eq(q).unsqueeze(0));
+        return mask.unsqueeze(1).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
     /// Document index of every token of packed rows, from position_ids: a new document starts
     /// wherever a position is not the previous one plus one. Null when no row holds more than one.
     /// </summary>

@@ -25,13 +25,14 @@ public sealed class DecoderModel : nn.Module
     public bool GradientCheckpointing { get; set; }
     public IList<DecoderLayer> Layers => layers;
 
-    public Tensor Forward(Tensor inputIds, Tensor cos, Tensor sin, Tensor? mask)
+    public Tensor Forward(Tensor inputIds, Tensor cos, Tensor sin, Tensor? mask, KvCache? cache = null)
     {
         using var scope = NewDisposeScope();
         var h = embed_tokens.forward(inputIds);
-        bool checkpoint = GradientCheckpointing && is_grad_enabled();
-        foreach (var layer in layers)
-            h = checkpoint ? CheckpointedLayer.Apply(layer, h, cos, sin, mask) : layer.Forward(h, cos, sin, mask);
+        // Checkpointing only applies when training (no cache there: caches are for inference).
+        bool checkpoint = GradientCheckpointing && is_grad_enabled() && cache is null;
+        for (int i = 0; i < layers.Count; i++)
+            h = checkpoint ? CheckpointedLayer.Apply(layers[i], h, cos, sin, mask) : layers[i].Forward(h, cos, sin, mask, cache, i);
         return norm.forward(h).MoveToOuterDisposeScope();
     }
 }
@@ -78,24 +79,46 @@ public sealed class CausalLM : nn.Module
     /// as in transformers (pass cumsum(mask)-1 for left-padded rows to score them as if alone).
     /// Rows packed with several documents: position_ids restarting at 0 and no attention mask.
     /// </summary>
-    public Tensor ForwardHidden(Tensor inputIds, Tensor? attentionMask = null, Tensor? positionIds = null)
+    /// <param name="cache">
+    /// Optional KV cache: the input is the next chunk of tokens after those already cached; its
+    /// keys and values are appended and the queries attend over every cached position (padding
+    /// masked, causal within the chunk). With a cache, <paramref name="attentionMask"/> covers the
+    /// new tokens only ([batch, seq]; the cache remembers earlier ones), and
+    /// <paramref name="positionIds"/> defaults to Length..Length+seq-1 (pass each row's own
+    /// continuing positions for left-padded rows).
+    /// </param>
+    public Tensor ForwardHidden(Tensor inputIds, Tensor? attentionMask = null, Tensor? positionIds = null, KvCache? cache = null)
     {
         using var scope = NewDisposeScope();
         long b = inputIds.shape[0], s = inputIds.shape[1];
-        var positions = positionIds ?? arange(s, dtype: ScalarType.Int64).unsqueeze(0).expand(b, s);
-        var mask = AttentionMask.Build(attentionMask, positionIds, s);
+        Tensor? mask;
+        Tensor positions;
+        if (cache is null)
+        {
+            positions = positionIds ?? arange(s, dtype: ScalarType.Int64).unsqueeze(0).expand(b, s);
+            mask = AttentionMask.Build(attentionMask, positionIds, s);
+        }
+        else
+        {
+            long past = cache.Length;
+            positions = positionIds ?? arange(past, past + s, dtype: ScalarType.Int64).unsqueeze(0).expand(b, s);
+            cache.BeginForward(b, s, attentionMask);
+            mask = AttentionMask.BuildCached(cache, s, attentionMask is null);
+        }
         var (cos, sin) = rotary.CosSin(positions, DType);
-        return model.Forward(inputIds, cos, sin, mask).MoveToOuterDisposeScope();
+        var hidden = model.Forward(inputIds, cos, sin, mask, cache);
+        cache?.EndForward(s);
+        return hidden.MoveToOuterDisposeScope();
     }
 
     /// <summary>Logits for hidden states [..., hidden] -> [..., vocab].</summary>
     public Tensor Logits(Tensor hidden) => nn.functional.linear(hidden, OutputWeight);
 
-    /// <summary>Logits [batch, seq, vocab].</summary>
-    public Tensor Forward(Tensor inputIds, Tensor? attentionMask = null, Tensor? positionIds = null)
+    /// <summary>Logits [batch, seq, vocab]; see <see cref="ForwardHidden"/> for the arguments.</summary>
+    public Tensor Forward(Tensor inputIds, Tensor? attentionMask = null, Tensor? positionIds = null, KvCache? cache = null)
     {
         using var scope = NewDisposeScope();
-        return Logits(ForwardHidden(inputIds, attentionMask, positionIds)).MoveToOuterDisposeScope();
+        return Logits(ForwardHidden(inputIds, attentionMask, positionIds, cache)).MoveToOuterDisposeScope();
     }
 
     /// <summary>

@@ -265,7 +265,7 @@ public sealed class ModelConfig
     static string FirstLine(string s) => s.Split('\n')[0];
 
     /// <summary>Typed access to config keys with errors that name the file and key.</summary>
-    sealed class Reader(JsonObject obj, string file, string prefix = "")
+    internal sealed class Reader(JsonObject obj, string file, string prefix = "")
     {
         public string File => file;
 

@@ -1,0 +1,219 @@
+using System.Diagnostics;
+using System.Text.Json.Nodes;
+using PostTrain.Generation;
+using PostTrain.Models;
+using static TorchSharp.torch;
+
+namespace PostTrain.Benchmarks;
+
+/// <summary>
+/// KV-cache decoding of a preset model (random weights): decode tokens/s at batch 1 and at a
+/// larger batch, prefill tokens/s, beside this machine's memory-bandwidth bound for batch-1
+/// decoding (every weight is read once per step: weight bytes / measured copy bandwidth).
+/// Options: --arch qwen2 --preset qwen2.5-0.5b --prompt 64 --new 32 --batch 16 --prefill 512
+/// --repeats 2 --dtype f32|bf16 --threads N; diagnostics: --profile ROWS (where a decode step's
+/// time goes) and --micro 1 (linear layers of growing row counts).
+/// The bound is STREAM's convention: copy bandwidth counts bytes read plus bytes written; the
+/// read-only bandwidth (a sum) is printed beside it.
+/// </summary>
+public sealed class GenerationBenchmark : IBenchmark
+{
+    public string Name => "generate";
+    public string Description => "KV-cache decode tokens/s (batch 1 and 16) and prefill tokens/s vs the memory-bandwidth bound";
+
+    public JsonObject Run(string[] args)
+    {
+        var options = Options.Parse(args);
+        var arch = ModelConfig.ParseArchitecture(options.Get("arch", "qwen2"));
+        var preset = Preset.Get(options.Get("preset", "qwen2.5-0.5b"), arch);
+        int promptLen = options.GetInt("prompt", 64), newTokens = options.GetInt("new", 32);
+        int batch = options.GetInt("batch", 16), prefillLen = options.GetInt("prefill", 512), repeats = options.GetInt("repeats", 2);
+        var dtype = options.Get("dtype", "f32") == "bf16" ? ScalarType.BFloat16 : ScalarType.Float32;
+
+        if (options.Get("threads", "") is { Length: > 0 } t) set_num_threads(int.Parse(t));
+        if (options.Get("micro", "0") == "1") return Micro();
+        var config = preset.ToConfig();
+        using var model = new CausalLM(config, dtype);
+        model.InitializeWeights(0);
+        var engine = new GenerationEngine(model);
+        var random = new Random(1);
+        int[][] Prompts(int rows, int length) => Enumerable.Range(0, rows)
+            .Select(_ => Enumerable.Range(0, length).Select(_ => random.Next(config.VocabSize)).ToArray()).ToArray();
+
+        // Greedy, no eos: every sequence decodes exactly newTokens tokens.
+        var decodeOptions = new SamplingOptions { Temperature = 0, MaxNewTokens = newTokens, EosTokenIds = [], BatchSize = Math.Max(batch, 1) };
+        (double TokensPerSecond, double PrefillTokensPerSecond) Decode(int rows, int length, int maxNew)
+        {
+            double best = 0, bestPrefill = 0;
+            for (int r = 0; r < repeats; r++)
+            {
+                engine.Generate(Prompts(rows, length), decodeOptions with { MaxNewTokens = maxNew });
+                var s = engine.LastStats;
+                best = Math.Max(best, s.DecodeRowTokens / s.DecodeSeconds);
+                bestPrefill = Math.Max(bestPrefill, s.PrefillTokens / s.PrefillSeconds);
+            }
+            return (best, bestPrefill);
+        }
+
+        engine.Generate(Prompts(1, 8), decodeOptions with { MaxNewTokens = 4 }); // warm-up
+        if (options.Get("profile", "0") != "0") return Profile(model, Prompts(int.Parse(options.Get("profile", "1")), promptLen), newTokens);
+        var (decode1, _) = Decode(1, promptLen, newTokens);
+        var (decodeB, _) = Decode(batch, promptLen, newTokens);
+        var (_, prefill) = Decode(1, prefillLen, 1);
+
+        long weightBytes = config.ParameterCount() * (dtype == ScalarType.Float32 ? 4 : 2);
+        // A decode step reads every weight once; the embedding lookup reads one row of an untied
+        // embedding matrix (a tied one is read whole as the output projection).
+        if (!config.TieWordEmbeddings) weightBytes -= (long)config.VocabSize * config.HiddenSize * (dtype == ScalarType.Float32 ? 4 : 2);
+        double bandwidth = CopyBandwidth();
+        double bound = bandwidth / weightBytes;
+        double read = ReadBandwidth();
+        return new JsonObject
+        {
+            ["preset"] = preset.Name,
+            ["arch"] = config.ModelType,
+            ["dtype"] = dtype == ScalarType.BFloat16 ? "bf16" : "f32",
+            ["parameters"] = config.ParameterCount(),
+            ["threads"] = get_num_threads(),
+            ["prompt_tokens"] = promptLen,
+            ["new_tokens"] = newTokens,
+            ["decode_batch1_tokens_per_second"] = Math.Round(decode1, 2),
+            [$"decode_batch{batch}_tokens_per_second"] = Math.Round(decodeB, 2),
+            [$"batch{batch}_speedup_over_batch1"] = Math.Round(decodeB / decode1, 2),
+            ["prefill_tokens"] = prefillLen,
+            ["prefill_tokens_per_second"] = Math.Round(prefill, 1),
+            ["weight_bytes_per_decode_step"] = weightBytes,
+            ["machine_copy_bandwidth_gb_per_second"] = Math.Round(bandwidth / 1e9, 2),
+            ["bandwidth_bound_batch1_tokens_per_second"] = Math.Round(bound, 2),
+            ["decode_batch1_fraction_of_bound"] = Math.Round(decode1 / bound, 3),
+            ["machine_read_bandwidth_gb_per_second"] = Math.Round(read / 1e9, 2),
+            ["read_bound_batch1_tokens_per_second"] = Math.Round(read / weightBytes, 2),
+            ["decode_batch1_fraction_of_read_bound"] = Math.Round(decode1 / (read / weightBytes), 3),
+            ["peak_rss_mb"] = Machine.PeakRssMb(),
+        };
+    }
+
+    // Where a batch-1 decode step's time goes: the whole step, the output projection alone, and
+    // the decoder layers' matmuls alone (the same weights, as bare GEMVs).
+    static JsonObject Profile(CausalLM model, int[][] prompts, int steps)
+    {
+        int rows = prompts.Length;
+        var prompt = prompts[0];
+        using var inference = inference_mode();
+        using var scope = NewDisposeScope();
+        var c = model.Config;
+        using var cache = new KvCache(c, rows, prompt.Length + steps + 1, model.DType);
+        model.ForwardHidden(tensor(prompts.SelectMany(p => p.Select(x => (long)x)).ToArray(), [rows, prompt.Length]), null, null, cache);
+        var token = full([rows, 1], 5L);
+        double Time(Action a)
+        {
+            double best = double.MaxValue;
+            for (int i = 0; i < steps; i++)
+            {
+                using var inner = NewDisposeScope();
+                var sw = Stopwatch.StartNew();
+                a();
+                best = Math.Min(best, sw.Elapsed.TotalSeconds);
+            }
+            return best;
+        }
+        long pos = prompt.Length;
+        double step = Time(() =>
+        {
+            var h = model.ForwardHidden(token, null, full([rows, 1], pos++), cache);
+            model.Logits(h.select(1, 0)).argmax(-1).data<long>().ToArray();
+        });
+        double noCache = Time(() => model.ForwardHidden(token));
+        var layer0 = model.Model.Layers[0];
+        var hx = randn(rows, 1, c.HiddenSize).to(model.DType);
+        var (cos1, sin1) = (ones(rows, 1, 1, c.HeadDim), zeros(rows, 1, 1, c.HeadDim));
+        double oneLayer = Time(() => layer0.Forward(hx, cos1, sin1, null));
+        var x = randn(rows, c.HiddenSize).to(model.DType);
+        double head = Time(() => model.Logits(x));
+        var weights = model.named_parameters().Where(p => p.name.Contains(".layers.") && p.parameter.dim() == 2).Select(p => (Tensor)p.parameter).ToArray();
+        var inputs = weights.Select(w => randn(rows, w.shape[1]).to(model.DType)).ToArray();
+        double layers = Time(() =>
+        {
+            for (int i = 0; i < weights.Length; i++) nn.functional.linear(inputs[i], weights[i]);
+        });
+        double bw = CopyBandwidth();
+        long headBytes = model.OutputWeight.numel() * model.OutputWeight.ElementSize;
+        long layerBytes = weights.Sum(w => w.numel() * w.ElementSize);
+        return new JsonObject
+        {
+            ["decode_step_seconds"] = Math.Round(step, 4),
+            ["output_projection_seconds"] = Math.Round(head, 4),
+            ["output_projection_bound_seconds"] = Math.Round(headBytes / bw, 4),
+            ["layer_matmuls_seconds"] = Math.Round(layers, 4),
+            ["layer_matmuls_bound_seconds"] = Math.Round(layerBytes / bw, 4),
+            ["other_seconds"] = Math.Round(step - head - layers, 4),
+            ["forward_one_token_no_cache_seconds"] = Math.Round(noCache, 4),
+            ["one_layer_no_cache_seconds"] = Math.Round(oneLayer, 4),
+        };
+    }
+
+    static JsonObject Micro()
+    {
+        using var scope = NewDisposeScope();
+        var o = new JsonObject();
+        var w = randn(4864, 896);
+        var wt = w.t().contiguous();
+        foreach (int m in new[] { 1, 2, 4, 8, 12, 16, 24, 32, 48, 64 })
+        {
+            var x = randn(m, 896);
+            double T(Func<Tensor> f)
+            {
+                f();
+                double best = double.MaxValue;
+                for (int i = 0; i < 30; i++)
+                {
+                    using var inner = NewDisposeScope();
+                    var sw = Stopwatch.StartNew();
+                    f();
+                    best = Math.Min(best, sw.Elapsed.TotalSeconds);
+                }
+                return Math.Round(best * 1e3, 3);
+            }
+            o[$"m{m}"] = $"linear {T(() => nn.functional.linear(x, w))} | w@xT {T(() => w.matmul(x.t()))} | x@wt {T(() => x.matmul(wt))} | down {T(() => nn.functional.linear(randn(m, 4864), wt))}";
+        }
+        o["weight_read_bound_ms"] = Math.Round(4864.0 * 896 * 4 / CopyBandwidth() * 1e3, 3);
+        return o;
+    }
+
+    /// <summary>Read-only bandwidth (what a GEMV needs): a sum over 512 MB, the best of several.</summary>
+    public static double ReadBandwidth(long bytes = 512L << 20, int repeats = 5)
+    {
+        using var scope = NewDisposeScope();
+        var src = ones(bytes / 4);
+        src.sum();
+        double best = double.MaxValue;
+        for (int i = 0; i < repeats; i++)
+        {
+            using var inner = NewDisposeScope();
+            var sw = Stopwatch.StartNew();
+            src.sum();
+            best = Math.Min(best, sw.Elapsed.TotalSeconds);
+        }
+        return bytes / best;
+    }
+
+    /// <summary>
+    /// Memory bandwidth as a large tensor copy achieves it: bytes read plus bytes written per
+    /// second, the best of several copies of 512 MB.
+    /// </summary>
+    public static double CopyBandwidth(long bytes = 512L << 20, int repeats = 5)
+    {
+        using var scope = NewDisposeScope();
+        var src = ones(bytes / 4);
+        var dst = empty(bytes / 4);
+        dst.copy_(src);
+        double best = double.MaxValue;
+        for (int i = 0; i < repeats; i++)
+        {
+            var sw = Stopwatch.StartNew();
+            dst.copy_(src);
+            best = Math.Min(best, sw.Elapsed.TotalSeconds);
+        }
+        return 2.0 * bytes / best;
+    }
+}
