@@ -64,7 +64,7 @@ echo
 echo "== 6. Greedy answers of the fine-tuned model to held-out questions (chat template, KV cache)"
 head -n 3 "$runs/eval.jsonl" | sed -E 's/, \{"role": "assistant"[^]]*\]/]/' > "$runs/questions.jsonl"
 ./posttrain generate --model "$runs/sft" --input "$runs/questions.jsonl" --output "$runs/answers.jsonl" --temperature 0 --max-new-tokens 24
-sed -E 's/.*"content": "([^"]*)".*"text":"([^"]*)".*/\1  ->  \2/' "$runs/answers.jsonl" | sed 's/\\n/ /g'
+sed -E 's/.*"content": ?"([^"]*)".*"text": ?"([^"]*)".*/\1  ->  \2/' "$runs/answers.jsonl" | sed 's/\\n/ /g'
 echo
 echo "The run: $runs/sft (metrics.jsonl, tensorboard/, checkpoint-*/, config.yaml, the final model with its tokenizer)"
 echo "(A 10M-parameter model trained for a minute learns the answers' form; not yet their arithmetic.)"
