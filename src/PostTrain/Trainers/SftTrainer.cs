@@ -31,10 +31,17 @@ public sealed record TokenizedSequence(int[] InputIds, bool[] Trained, int[]? Po
 /// <summary>
 /// Supervised fine-tuning: the loss is the negative log-likelihood of the trained tokens
 /// (completions, or assistant turns), summed and divided by the number of trained tokens of the
-/// whole optimiser step. Logits are computed for trained positions only.
+/// whole optimiser step. Logits are computed for trained positions only; when those logits
+/// would exceed <paramref name="logitsBytesLimit"/> they are computed in chunks and never held
+/// whole (<see cref="ChunkedCrossEntropy"/>), which bounds the loss's memory for large batches
+/// and vocabularies.
 /// </summary>
-public sealed class SftMethod : TrainingMethod<TokenizedSequence>
+public sealed class SftMethod(long logitsBytesLimit = SftMethod.DefaultLogitsBytesLimit, long chunkBytes = SftMethod.DefaultChunkBytes)
+    : TrainingMethod<TokenizedSequence>
 {
+    public const long DefaultLogitsBytesLimit = 512L << 20;
+    public const long DefaultChunkBytes = 256L << 20;
+
     public override long CountItems(IReadOnlyList<TokenizedSequence> units) => units.Sum(u => (long)u.TrainedCount);
 
     public override long CountTokens(IReadOnlyList<TokenizedSequence> units) => units.Sum(u => (long)u.Length);
@@ -71,8 +78,16 @@ public sealed class SftMethod : TrainingMethod<TokenizedSequence>
         if (targets.Count == 0)
             return new MicroBatchLoss(hidden.sum() * 0, new Dictionary<string, double>());
         var picked = hidden[tensor(rowIndex.ToArray()), tensor(colIndex.ToArray())];
-        var logits = model.Logits(picked).to(ScalarType.Float32);
         var target = tensor(targets.ToArray());
+        long logitsBytes = (long)targets.Count * model.Config.VocabSize * 4;
+        if (logitsBytes > logitsBytesLimit)
+        {
+            int chunk = (int)Math.Max(1, chunkBytes / (model.Config.VocabSize * 4L));
+            var stats = new ChunkedCrossEntropy.Stats();
+            var chunked = ChunkedCrossEntropy.Apply(picked, model.OutputWeight, target, chunk, stats);
+            return new MicroBatchLoss(chunked, new Dictionary<string, double> { ["mean_token_accuracy"] = stats.Correct });
+        }
+        var logits = model.Logits(picked).to(ScalarType.Float32);
         var loss = nn.functional.cross_entropy(logits, target, reduction: nn.Reduction.Sum);
         double correct;
         using (no_grad())
