@@ -143,16 +143,19 @@ static class Prompts
     }
 
     /// <summary>
-    /// The chat template applied as apply_chat_template(messages, add_generation_prompt=True):
-    /// the text the assistant's reply continues (its special tokens are in the text, so none are added when encoding).
+    /// The chat template applied as apply_chat_template(messages, add_generation_prompt=...):
+    /// with the generation prompt, the text the assistant's reply continues; without it, the
+    /// whole conversation. Special tokens are in the text, so none are added when encoding.
+    /// A template error names the input line.
     /// </summary>
-    public static string RenderChat(ChatTemplate template, JsonArray messages, JsonArray? tools, DataRecord? line)
+    public static string RenderChat(ChatTemplate template, JsonArray messages, JsonArray? tools, DataRecord? line,
+        bool addGenerationPrompt = true)
     {
         try
         {
-            return template.Render(new ChatTemplateInput { Messages = messages, Tools = tools, AddGenerationPrompt = true }).Text;
+            return template.Render(new ChatTemplateInput { Messages = messages, Tools = tools, AddGenerationPrompt = addGenerationPrompt }).Text;
         }
-        catch (Exception e) when (e is PostTrain.Tokenization.Jinja.TemplateError or PostTrain.Tokenization.Jinja.TemplateRuntimeError)
+        catch (PostTrain.Tokenization.Jinja.TemplateError e) // the interpreter wraps every rendering error in one
         {
             throw line is null ? new InputError($"chat template: {e.Message}") : line.Error("messages", $"chat template: {e.Message}");
         }

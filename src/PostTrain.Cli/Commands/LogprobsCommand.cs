@@ -52,16 +52,7 @@ public static class LogprobsCommand
                     var messages = RecordFormats.Messages(line, "messages");
                     template ??= ChatTemplate.FromModelDirectory(modelDir);
                     tokenizer ??= HfTokenizer.FromDirectory(modelDir);
-                    string rendered;
-                    try
-                    {
-                        rendered = template.Render(new ChatTemplateInput { Messages = messages, Tools = line.Value["tools"] as JsonArray }).Text;
-                    }
-                    catch (Exception e) when (e is PostTrain.Tokenization.Jinja.TemplateError or PostTrain.Tokenization.Jinja.TemplateRuntimeError)
-                    {
-                        throw line.Error("messages", $"chat template: {e.Message}");
-                    }
-                    ids = tokenizer.Encode(rendered);
+                    ids = tokenizer.Encode(Prompts.RenderChat(template, messages, line.Value["tools"] as JsonArray, line, addGenerationPrompt: false));
                     if (ids.Any(id => id >= config.VocabSize))
                         throw line.Error("messages", $"tokenizes to ids beyond the model's vocabulary ({config.VocabSize})");
                 }

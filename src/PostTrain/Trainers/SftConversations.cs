@@ -44,7 +44,7 @@ public sealed class SftConversations(HfTokenizer tokenizer, ChatTemplate templat
             }
             return new TokenizedSequence(encoding.Ids, trained);
         }
-        catch (Exception e) when (e is PostTrain.Tokenization.Jinja.TemplateError or PostTrain.Tokenization.Jinja.TemplateRuntimeError)
+        catch (PostTrain.Tokenization.Jinja.TemplateError e) // the interpreter wraps every rendering error in one
         {
             throw new InputError($"{example.Source}: chat template: {e.Message}");
         }
