@@ -18,21 +18,22 @@ public static class ChatCommand
 
     public static Command Create()
     {
-        var model = new Option<string>("--model") { Description = "Model directory with tokenizer files and a chat template", Required = true };
+        var model = new ModelArgs("Model directory with tokenizer files and a chat template");
         var system = new Option<string?>("--system") { Description = "A system message that starts the conversation" };
         var sampling = SamplingCli.Create();
-        var command = new Command("chat", "Chat with a model interactively (streams the reply; /reset, /exit)") { model, system };
+        var command = new Command("chat", "Chat with a model interactively (streams the reply; /reset, /exit)") { system };
+        model.AddTo(command);
         sampling.AddTo(command);
         command.SetAction(result => Verbs.Guard(result, stdout =>
         {
-            var modelDir = result.GetValue(model)!;
+            var (modelDir, adapterDir) = model.Read(result);
             var config = HfCheckpoint.LoadConfig(modelDir);
             var options = sampling.Read(result, GenerationConfig.Load(modelDir, config));
             options.Validate();
             var tokenizer = GenerateCommand.Tokenizer(modelDir, "chat");
             var template = ChatTemplate.FromModelDirectory(modelDir);
             var systemText = result.GetValue(system);
-            using var lm = HfCheckpoint.Load(modelDir);
+            using var lm = ModelArgs.Load(modelDir, adapterDir);
             var engine = new GenerationEngine(lm, ids => tokenizer.Decode(ids, skipSpecialTokens: true));
             var input = Input.Value ?? Console.In;
             int holdBack = options.Stop.Count == 0 ? 0 : options.Stop.Max(x => x.Length) - 1;

@@ -21,7 +21,7 @@ public static class GenerateCommand
 
     public static Command Create()
     {
-        var model = new Option<string>("--model") { Description = "Model directory (Hugging Face layout, with tokenizer files for text prompts)", Required = true };
+        var model = new ModelArgs("Model directory (Hugging Face layout, with tokenizer files for text prompts)");
         var input = new Option<string>("--input") { Description = "JSONL: one {\"prompt\": TEXT}, {\"messages\": [...]} or {\"prompt_ids\": [...]} per line", Required = true };
         var output = new Option<string?>("--output") { Description = "Output JSONL file (default: standard output)" };
         var sampling = SamplingCli.Create();
@@ -30,12 +30,13 @@ public static class GenerateCommand
 
         var command = new Command("generate", "Generate completions for prompts (KV-cache decoding; greedy or sampled as transformers' generate)")
         {
-            model, input, output, n, batchSize,
+            input, output, n, batchSize,
         };
+        model.AddTo(command);
         sampling.AddTo(command);
         command.SetAction(result => Verbs.Guard(result, stdout =>
         {
-            var modelDir = result.GetValue(model)!;
+            var (modelDir, adapterDir) = model.Read(result);
             var config = HfCheckpoint.LoadConfig(modelDir);
             var generationConfig = GenerationConfig.Load(modelDir, config);
             var options = sampling.Read(result, generationConfig) with
@@ -65,7 +66,7 @@ public static class GenerateCommand
                 prompts.Add(prompt);
             }
 
-            using var lm = HfCheckpoint.Load(modelDir);
+            using var lm = ModelArgs.Load(modelDir, adapterDir);
             var engine = new GenerationEngine(lm, tokenizer is null ? null : ids => tokenizer.Decode(ids, skipSpecialTokens: true));
             var completions = prompts.Count == 0 ? [] : engine.Generate(prompts.Select(p => p.Ids).ToList(), options);
             OutputFile.Write(result.GetValue(output), stdout, writer =>

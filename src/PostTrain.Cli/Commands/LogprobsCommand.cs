@@ -13,20 +13,21 @@ public static class LogprobsCommand
 {
     public static Command Create()
     {
-        var model = new Option<string>("--model") { Description = "Model directory (Hugging Face layout)", Required = true };
+        var model = new ModelArgs("Model directory (Hugging Face layout)");
         var input = new Option<string>("--input") { Description = "JSONL file: one {\"input_ids\": [...]} per line", Required = true };
         var output = new Option<string?>("--output") { Description = "Output JSONL file (default: standard output)" };
         var batchSize = new Option<int>("--batch-size") { Description = "Sequences per forward pass", DefaultValueFactory = _ => 8 };
 
         var command = new Command("logprobs", "Score sequences: the log-probability of every token given those before it")
         {
-            model, input, output, batchSize,
+            input, output, batchSize,
         };
+        model.AddTo(command);
         command.SetAction(result => Verbs.Guard(result, stdout =>
         {
             int batch = result.GetValue(batchSize);
             if (batch <= 0) throw new InputError("--batch-size: must be positive");
-            var modelDir = result.GetValue(model)!;
+            var (modelDir, adapterDir) = model.Read(result);
             var config = HfCheckpoint.LoadConfig(modelDir);
             var inputPath = result.GetValue(input)!;
 
@@ -62,7 +63,7 @@ public static class LogprobsCommand
                 sequences.Add(ids);
             }
 
-            using var lm = HfCheckpoint.Load(modelDir);
+            using var lm = ModelArgs.Load(modelDir, adapterDir);
             var scores = TokenScorer.LogProbs(lm, sequences, batch);
             OutputFile.Write(result.GetValue(output), stdout, writer =>
             {

@@ -196,6 +196,14 @@ public static class LoopSettings
         S<TrainingOptions>("seed", "Random seed (data order)", typeof(long), o => o.Seed, (o, v) => o with { Seed = (long)v! }),
         S<TrainingOptions>("max-length", "Truncate sequences to this many tokens (and pack rows of it)", typeof(int), o => o.MaxLength, (o, v) => o with { MaxLength = (int)v! }),
         S<TrainingOptions>("gradient-checkpointing", "Recompute decoder layers in backward to save activation memory", typeof(bool), o => o.GradientCheckpointing, (o, v) => o with { GradientCheckpointing = (bool)v! }),
+        S<TrainingOptions>("lora", "Train LoRA adapters on a frozen base; OUTPUT gets a PEFT adapter", typeof(bool), o => o.Lora, (o, v) => o with { Lora = (bool)v! }),
+        S<TrainingOptions>("lora-r", "LoRA rank", typeof(int), o => o.LoraR, (o, v) => o with { LoraR = (int)v! }),
+        S<TrainingOptions>("lora-alpha", "LoRA alpha: adapters are scaled by alpha / r", typeof(double), o => o.LoraAlpha, (o, v) => o with { LoraAlpha = (double)v! }),
+        S<TrainingOptions>("lora-dropout", "Dropout on the adapters' input", typeof(double), o => o.LoraDropout, (o, v) => o with { LoraDropout = (double)v! }),
+        S<TrainingOptions>("lora-targets", "Layers that get adapters: all-linear or a list such as q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj", typeof(string), o => o.LoraTargets, (o, v) => o with { LoraTargets = (string?)v ?? "all-linear" }),
+        S<TrainingOptions>("use-rslora", "rsLoRA: scale adapters by alpha / sqrt(r)", typeof(bool), o => o.UseRslora, (o, v) => o with { UseRslora = (bool)v! }),
+        S<TrainingOptions>("adapter", "Continue training this PEFT LoRA adapter directory (its r, alpha and targets)", typeof(string), o => o.Adapter, (o, v) => o with { Adapter = (string?)v }),
+        S<TrainingOptions>("base-dtype", "dtype of the frozen base with LoRA (bf16 halves its memory)", typeof(BaseDtype), o => o.BaseDtype, (o, v) => o with { BaseDtype = (BaseDtype)v! }, ["f32", "bf16"]),
     ];
 
     public static Setting<T> S<T>(string name, string description, Type type, Func<T, object?> get, Func<T, object?, T> set, string[]? choices = null) =>

@@ -43,7 +43,7 @@ public static class SftCommand
             var evalUnits = eval is null ? null : Prepare(tokenization, eval, options, stdout, "eval");
 
             TrainingRuns.PrepareOutput(options.Output!, resumeFrom is not null, Table.ToYaml(options));
-            using var model = HfCheckpoint.Load(options.Model!);
+            using var model = PolicyModel.Load(options);
             using var stop = TrainingRuns.CancelOnCtrlC(stdout);
             var trainer = new Trainer<TokenizedSequence>(model, new SftMethod(), trainUnits, evalUnits, options, options.Output!, options.Model);
             var outcome = trainer.Train(stdout, resumeFrom, stop.Token);

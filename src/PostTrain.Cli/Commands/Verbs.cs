@@ -14,6 +14,7 @@ public static class Verbs
         TokenizeCommand.Create(),
         SftCommand.Create(),
         TemplateCommand.Create(),
+        MergeCommand.Create(),
     ];
 
     /// <summary>

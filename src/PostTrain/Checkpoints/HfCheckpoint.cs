@@ -103,7 +103,7 @@ public static class HfCheckpoint
     /// </summary>
     public static void LoadWeights(CausalLM model, string dir)
     {
-        var parameters = model.named_parameters().ToDictionary(p => p.name, p => p.parameter, StringComparer.Ordinal);
+        var parameters = model.BaseParameters().ToDictionary(p => p.name, p => p.parameter, StringComparer.Ordinal);
         var found = new HashSet<string>(StringComparer.Ordinal);
         var files = WeightFiles(dir);
         using var noGrad = no_grad();
@@ -167,7 +167,7 @@ public static class HfCheckpoint
         };
         File.WriteAllText(System.IO.Path.Combine(dir, ConfigFile), model.Config.ToJson(dtypeName));
 
-        var tensors = model.named_parameters().Select(p => (p.name, (Tensor)p.parameter)).ToList();
+        var tensors = model.BaseParameters().Select(p => (p.name, (Tensor)p.parameter)).ToList();
         int elementSize = SafeTensorsFile.ElementSize(SafeTensorsFile.FromScalarType(options.DType));
         var shards = Shard(tensors, elementSize, options.MaxShardBytes);
         if (shards.Count == 1)
@@ -202,12 +202,17 @@ public static class HfCheckpoint
             File.Copy(generation, System.IO.Path.Combine(dir, GenerationConfigFile));
         else
             File.WriteAllText(System.IO.Path.Combine(dir, GenerationConfigFile), GenerationConfigJson(model.Config));
-        if (source is not null)
-            foreach (var f in TokenizerFiles)
-            {
-                var from = System.IO.Path.Combine(source, f);
-                if (File.Exists(from)) File.Copy(from, System.IO.Path.Combine(dir, f));
-            }
+        if (source is not null) CopyTokenizerFiles(source, dir);
+    }
+
+    /// <summary>Copies the tokenizer files that exist in <paramref name="source"/> into <paramref name="dir"/>.</summary>
+    public static void CopyTokenizerFiles(string source, string dir)
+    {
+        foreach (var f in TokenizerFiles)
+        {
+            var from = System.IO.Path.Combine(source, f);
+            if (File.Exists(from)) File.Copy(from, System.IO.Path.Combine(dir, f), overwrite: true);
+        }
     }
 
     /// <summary>Greedy sharding in parameter order, as save_pretrained does it.</summary>

@@ -10,7 +10,7 @@ namespace PostTrain.Models;
 /// </summary>
 public sealed class Attention : nn.Module
 {
-    readonly Linear q_proj, k_proj, v_proj, o_proj;
+    readonly Projection q_proj, k_proj, v_proj, o_proj;
     readonly RmsNorm? q_norm, k_norm;
     readonly int heads, kvHeads, headDim;
 
@@ -19,10 +19,10 @@ public sealed class Attention : nn.Module
         heads = c.NumAttentionHeads;
         kvHeads = c.NumKeyValueHeads;
         headDim = c.HeadDim;
-        q_proj = nn.Linear(c.HiddenSize, heads * headDim, hasBias: c.QkvBias, dtype: dtype);
-        k_proj = nn.Linear(c.HiddenSize, kvHeads * headDim, hasBias: c.QkvBias, dtype: dtype);
-        v_proj = nn.Linear(c.HiddenSize, kvHeads * headDim, hasBias: c.QkvBias, dtype: dtype);
-        o_proj = nn.Linear(heads * headDim, c.HiddenSize, hasBias: c.OutputBias, dtype: dtype);
+        q_proj = new Projection(c.HiddenSize, heads * headDim, c.QkvBias, dtype);
+        k_proj = new Projection(c.HiddenSize, kvHeads * headDim, c.QkvBias, dtype);
+        v_proj = new Projection(c.HiddenSize, kvHeads * headDim, c.QkvBias, dtype);
+        o_proj = new Projection(heads * headDim, c.HiddenSize, c.OutputBias, dtype);
         if (c.QkNorm)
         {
             q_norm = new RmsNorm(headDim, c.RmsNormEps, dtype);

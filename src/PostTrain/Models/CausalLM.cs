@@ -31,6 +31,9 @@ public sealed class DecoderModel : nn.Module
         var h = embed_tokens.forward(inputIds);
         // Checkpointing only applies when training (no cache there: caches are for inference).
         bool checkpoint = GradientCheckpointing && is_grad_enabled() && cache is null;
+        // With frozen embeddings (LoRA) the layers' input needs a gradient for the checkpointed
+        // layers to take part in backward (transformers' enable_input_require_grads).
+        if (checkpoint && !h.requires_grad) h.requires_grad_(true);
         for (int i = 0; i < layers.Count; i++)
             h = checkpoint ? CheckpointedLayer.Apply(layers[i], h, cos, sin, mask) : layers[i].Forward(h, cos, sin, mask, cache, i);
         return norm.forward(h).MoveToOuterDisposeScope();
@@ -69,6 +72,20 @@ public sealed class CausalLM : nn.Module
         get => model.GradientCheckpointing;
         set => model.GradientCheckpointing = value;
     }
+
+    /// <summary>The LoRA adapters' settings when the model carries adapters (see <see cref="LoraAdapters"/>).</summary>
+    public LoraConfig? Lora { get; internal set; }
+
+    /// <summary>The decoder's linear layers with their module names (model.layers.N.self_attn.q_proj, ...).</summary>
+    public IEnumerable<(string Name, Projection Projection)> Projections() =>
+        named_modules().Where(m => m.module is Projection).Select(m => (m.name, (Projection)m.module));
+
+    /// <summary>The parameters of the model itself, leaving out LoRA adapters: what a full checkpoint holds.</summary>
+    public IEnumerable<(string name, TorchSharp.Modules.Parameter parameter)> BaseParameters() =>
+        named_parameters().Where(p => !IsAdapterParameter(p.name));
+
+    public static bool IsAdapterParameter(string name) =>
+        name.Contains(".lora_A.", StringComparison.Ordinal) || name.Contains(".lora_B.", StringComparison.Ordinal);
 
     /// <summary>The output projection's weight: lm_head, or the embeddings when tied.</summary>
     public Tensor OutputWeight => lm_head?.weight ?? model.EmbedTokens.weight!;
@@ -129,7 +146,7 @@ public sealed class CausalLM : nn.Module
     {
         using var noGrad = no_grad();
         var generator = new TorchSharp.torch.Generator((ulong)seed);
-        foreach (var (name, p) in named_parameters())
+        foreach (var (name, p) in BaseParameters())
         {
             if (name.EndsWith("norm.weight", StringComparison.Ordinal)) p.fill_(1.0);
             else if (name.EndsWith(".bias", StringComparison.Ordinal)) p.zero_();

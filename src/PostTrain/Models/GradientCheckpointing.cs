@@ -23,6 +23,8 @@ public sealed class CheckpointedLayer : autograd.SingleTensorFunction<Checkpoint
         // Saved through autograd, so they outlive the dispose scope of the forward pass.
         ctx.save_for_backward(mask is null ? [x, cos, sin] : [x, cos, sin, mask]);
         ctx.save_data("layer", layer);
+        // The recomputation must draw the same dropout masks (LoRA dropout) as this pass.
+        ctx.save_data("rng", random.get_rng_state().DetachFromDisposeScope()); // disposed in backward
         using var noGrad = no_grad();
         return layer.Forward(x, cos, sin, mask);
     }
@@ -36,7 +38,10 @@ public sealed class CheckpointedLayer : autograd.SingleTensorFunction<Checkpoint
         using var input = x.detach().requires_grad_(true);
         using (var scope = NewDisposeScope())
         {
+            var now = random.get_rng_state();
+            using (var rng = (Tensor)ctx.get_data("rng")) random.set_rng_state(rng);
             var y = layer.Forward(input, saved[1], saved[2], saved.Count > 3 ? saved[3] : null);
+            random.set_rng_state(now);
             y.backward([gradOutput]);
         }
         Tensor gradInput;

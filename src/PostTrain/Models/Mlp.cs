@@ -6,13 +6,13 @@ namespace PostTrain.Models;
 /// <summary>SwiGLU feed-forward: down_proj(silu(gate_proj(x)) * up_proj(x)).</summary>
 public sealed class Mlp : nn.Module<Tensor, Tensor>
 {
-    readonly Linear gate_proj, up_proj, down_proj;
+    readonly Projection gate_proj, up_proj, down_proj;
 
     public Mlp(ModelConfig c, ScalarType dtype) : base(nameof(Mlp))
     {
-        gate_proj = nn.Linear(c.HiddenSize, c.IntermediateSize, hasBias: c.MlpBias, dtype: dtype);
-        up_proj = nn.Linear(c.HiddenSize, c.IntermediateSize, hasBias: c.MlpBias, dtype: dtype);
-        down_proj = nn.Linear(c.IntermediateSize, c.HiddenSize, hasBias: c.MlpBias, dtype: dtype);
+        gate_proj = new Projection(c.HiddenSize, c.IntermediateSize, c.MlpBias, dtype);
+        up_proj = new Projection(c.HiddenSize, c.IntermediateSize, c.MlpBias, dtype);
+        down_proj = new Projection(c.IntermediateSize, c.HiddenSize, c.MlpBias, dtype);
         RegisterComponents();
     }
 

@@ -112,6 +112,9 @@ public sealed class Trainer<TUnit>
         model.train();
         for (; step < total; step++)
         {
+            // Dropout (LoRA's) draws from the global generator: seeding it per step makes a
+            // resumed run draw the same masks as an uninterrupted one.
+            random.manual_seed(options.Seed * 1_000_003 + step);
             var batches = MicroBatches(step, orders);
             long items = batches.Sum(method.CountItems);
             double lossSum = 0;
@@ -234,7 +237,7 @@ public sealed class Trainer<TUnit>
         var dir = Path.Combine(outputDir, $"checkpoint-{step}");
         AtomicDirectory.Write(dir, overwrite: true, temp =>
         {
-            HfCheckpoint.WriteInto(model, temp, new SaveOptions { CopyFilesFrom = filesFrom });
+            WriteModel(temp);
             optimizer.Save(Path.Combine(temp, OptimizerFile));
             var state = new JsonObject
             {
@@ -278,21 +281,37 @@ public sealed class Trainer<TUnit>
         Same("batch_size", options.BatchSize, "as batch size");
         Same("gradient_accumulation_steps", options.GradientAccumulationSteps, "accumulation steps");
         Same("seed", options.Seed, "as seed");
-        HfCheckpoint.LoadWeights(model, dir);
+        if (model.Lora is not null) PeftAdapter.LoadWeights(model, dir);
+        else HfCheckpoint.LoadWeights(model, dir);
         optimizer.Load(Path.Combine(dir, OptimizerFile));
         return (state["global_step"]!.GetValue<int>(), LogWindow.FromJson(state["log_window"]!.AsObject()),
             state["num_tokens"]!.GetValue<long>());
     }
 
-    /// <summary>The final model in OUTPUT itself (Hugging Face layout with the tokenizer files), as transformers' save_model.</summary>
+    /// <summary>
+    /// The model's files: a full Hugging Face model, or with LoRA only the adapter (PEFT's
+    /// layout, as TRL saves a PEFT model); the tokenizer files travel with either.
+    /// </summary>
+    void WriteModel(string dir)
+    {
+        if (model.Lora is null)
+        {
+            HfCheckpoint.WriteInto(model, dir, new SaveOptions { CopyFilesFrom = filesFrom });
+            return;
+        }
+        PeftAdapter.WriteInto(model, dir);
+        if (filesFrom is not null) HfCheckpoint.CopyTokenizerFiles(filesFrom, dir);
+    }
+
+    /// <summary>The final model (or adapter) in OUTPUT itself, with the tokenizer files, as transformers' save_model.</summary>
     void SaveFinalModel()
     {
         var temp = Path.Combine(outputDir, $".final-{Guid.NewGuid():N}");
         Directory.CreateDirectory(temp);
         try
         {
-            HfCheckpoint.WriteInto(model, temp, new SaveOptions { CopyFilesFrom = filesFrom });
-            foreach (var stale in new[] { HfCheckpoint.SingleFile, HfCheckpoint.IndexFile }.Concat(
+            WriteModel(temp);
+            foreach (var stale in new[] { HfCheckpoint.SingleFile, HfCheckpoint.IndexFile, PeftAdapter.ConfigFile, PeftAdapter.WeightsFile }.Concat(
                          Directory.GetFiles(outputDir, "model-*-of-*.safetensors").Select(Path.GetFileName)))
                 File.Delete(Path.Combine(outputDir, stale!));
             foreach (var file in Directory.GetFiles(temp))

@@ -1,4 +1,9 @@
+using PostTrain.Models;
+
 namespace PostTrain.Training;
+
+/// <summary>The dtype of a frozen base model.</summary>
+public enum BaseDtype { F32, Bf16 }
 
 /// <summary>Learning-rate schedules after warmup.</summary>
 public enum LrScheduler { Constant, Linear, Cosine }
@@ -45,6 +50,34 @@ public record TrainingOptions
     public int MaxLength { get; init; } = 1024;
     public bool GradientCheckpointing { get; init; }
 
+    /// <summary>Train LoRA adapters on a frozen base instead of every weight.</summary>
+    public bool Lora { get; init; }
+    public int LoraR { get; init; } = 16;
+    public double LoraAlpha { get; init; } = 32;
+    public double LoraDropout { get; init; } = 0.05;
+    /// <summary>"all-linear" or a comma-separated list of q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj.</summary>
+    public string LoraTargets { get; init; } = "all-linear";
+    /// <summary>rsLoRA: scale adapters by alpha / sqrt(r) instead of alpha / r.</summary>
+    public bool UseRslora { get; init; }
+    /// <summary>Continue training this PEFT adapter directory (implies LoRA, with the adapter's own settings).</summary>
+    public string? Adapter { get; init; }
+    /// <summary>The frozen base's dtype with LoRA: float32, or bfloat16 to halve its memory.</summary>
+    public BaseDtype BaseDtype { get; init; } = BaseDtype.F32;
+
+    /// <summary>Whether this run trains adapters (given --lora or --adapter).</summary>
+    public bool UsesLora => Lora || Adapter is not null;
+
+    /// <summary>The adapters to add for a new LoRA run.</summary>
+    public LoraConfig LoraConfig() => new()
+    {
+        R = LoraR,
+        Alpha = LoraAlpha,
+        Dropout = LoraDropout,
+        UseRsLora = UseRslora,
+        TargetModules = Models.LoraConfig.ParseTargets(LoraTargets),
+        BaseModel = Model is null ? null : Path.GetFullPath(Model),
+    };
+
     /// <summary>A command's run needs --model, --data and --output (from the command line or the YAML file).</summary>
     public void RequirePaths()
     {
@@ -75,5 +108,7 @@ public record TrainingOptions
         Require(SaveSteps >= 0, "save-steps", "must not be negative");
         Require(SaveTotalLimit >= 0, "save-total-limit", "must not be negative");
         Require(MaxLength > 1, "max-length", "must be at least 2");
+        Require(BaseDtype == BaseDtype.F32 || UsesLora, "base-dtype", "bf16 holds a frozen base: it needs --lora (full fine-tuning trains float32 weights)");
+        if (Lora) LoraConfig().Validate();
     }
 }

@@ -1,0 +1,54 @@
+using System.CommandLine;
+using PostTrain.Checkpoints;
+using PostTrain.Models;
+
+namespace PostTrain.Cli.Commands;
+
+/// <summary>
+/// --model and --adapter of the verbs that run a model: a base model, optionally with a PEFT
+/// LoRA adapter on top. --model may also name an adapter directory alone, whose
+/// base_model_name_or_path is then the base (as AutoPeftModel loads one).
+/// </summary>
+public sealed class ModelArgs
+{
+    public readonly Option<string> Model;
+    public readonly Option<string?> Adapter = new("--adapter") { Description = "A LoRA adapter directory (PEFT's adapter_config.json + adapter_model.safetensors) applied on top of --model" };
+
+    public ModelArgs(string description) => Model = new Option<string>("--model") { Description = description, Required = true };
+
+    public void AddTo(Command command)
+    {
+        command.Options.Add(Model);
+        command.Options.Add(Adapter);
+    }
+
+    /// <summary>The base model's directory (config, tokenizer, template) and the adapter's, if any.</summary>
+    public (string ModelDir, string? AdapterDir) Read(ParseResult result)
+    {
+        var model = result.GetValue(Model)!;
+        var adapter = result.GetValue(Adapter);
+        if (adapter is not null || File.Exists(Path.Combine(model, HfCheckpoint.ConfigFile)) || !PeftAdapter.IsAdapter(model))
+            return (model, adapter);
+        var baseModel = PeftAdapter.ReadConfig(model).BaseModel;
+        if (baseModel is null || !File.Exists(Path.Combine(baseModel, HfCheckpoint.ConfigFile)))
+            throw new InputError($"--model: {model} is a LoRA adapter whose base model ({baseModel ?? "not named"}) is not a model directory here; give --model BASE --adapter {model}");
+        return (baseModel, model);
+    }
+
+    /// <summary>Loads the base and applies the adapter when there is one.</summary>
+    public static CausalLM Load(string modelDir, string? adapterDir)
+    {
+        var model = HfCheckpoint.Load(modelDir);
+        try
+        {
+            if (adapterDir is not null) PeftAdapter.Load(model, adapterDir);
+            model.eval();
+            return model;
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
+    }
+}

@@ -1,0 +1,213 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using PostTrain.Models;
+using static TorchSharp.torch;
+
+namespace PostTrain.Checkpoints;
+
+/// <summary>
+/// LoRA adapters on disk exactly as PEFT saves them: adapter_config.json (peft_type LORA, r,
+/// lora_alpha, target_modules, ...) and adapter_model.safetensors with PEFT's tensor names
+/// (base_model.model.model.layers.N.self_attn.q_proj.lora_A.weight), so peft loads them and we
+/// load PEFT's.
+/// </summary>
+public static class PeftAdapter
+{
+    public const string ConfigFile = "adapter_config.json";
+    public const string WeightsFile = "adapter_model.safetensors";
+    /// <summary>PeftModelForCausalLM wraps LoraModel, which wraps the transformers model.</summary>
+    public const string Prefix = "base_model.model.";
+
+    /// <summary>Whether <paramref name="dir"/> holds an adapter (rather than a full model).</summary>
+    public static bool IsAdapter(string dir) => File.Exists(Path.Combine(dir, ConfigFile));
+
+    /// <summary>The adapter's tensors with PEFT's names.</summary>
+    public static IReadOnlyList<(string Name, Tensor Tensor)> Tensors(CausalLM model)
+    {
+        var list = new List<(string, Tensor)>();
+        foreach (var (name, projection) in model.Projections())
+            if (projection.Adapter is { } ab)
+            {
+                list.Add(($"{Prefix}{name}.lora_A.weight", ab.A));
+                list.Add(($"{Prefix}{name}.lora_B.weight", ab.B));
+            }
+        return list;
+    }
+
+    /// <summary>Writes adapter_config.json and adapter_model.safetensors into an existing directory.</summary>
+    public static void WriteInto(CausalLM model, string dir)
+    {
+        var config = model.Lora ?? throw new InvalidOperationException("the model has no adapters");
+        File.WriteAllText(Path.Combine(dir, ConfigFile), ConfigJson(config, model.Config));
+        SafeTensorsFile.Write(Path.Combine(dir, WeightsFile), Tensors(model));
+    }
+
+    /// <summary>adapter_config.json as PEFT writes it: every LoraConfig field, keys sorted, indent 2.</summary>
+    public static string ConfigJson(LoraConfig config, ModelConfig model)
+    {
+        JsonNode alpha = config.Alpha == Math.Floor(config.Alpha) && Math.Abs(config.Alpha) < int.MaxValue ? (int)config.Alpha : config.Alpha;
+        JsonNode targets = config.TargetRegex is not null
+            ? config.TargetRegex
+            : new JsonArray(config.TargetModules.Order(StringComparer.Ordinal).Select(t => (JsonNode)t).ToArray());
+        var o = new SortedDictionary<string, JsonNode?>(StringComparer.Ordinal)
+        {
+            ["alpha_pattern"] = new JsonObject(),
+            ["auto_mapping"] = null,
+            ["base_model_name_or_path"] = config.BaseModel,
+            ["bias"] = "none",
+            ["fan_in_fan_out"] = false,
+            ["inference_mode"] = true,
+            ["init_lora_weights"] = true,
+            ["layer_replication"] = null,
+            ["layers_pattern"] = null,
+            ["layers_to_transform"] = null,
+            ["loftq_config"] = new JsonObject(),
+            ["lora_alpha"] = alpha,
+            ["lora_bias"] = false,
+            ["lora_dropout"] = config.Dropout,
+            ["modules_to_save"] = null,
+            ["peft_type"] = "LORA",
+            ["r"] = config.R,
+            ["rank_pattern"] = new JsonObject(),
+            ["revision"] = null,
+            ["target_modules"] = targets,
+            ["task_type"] = "CAUSAL_LM",
+            ["use_dora"] = false,
+            ["use_rslora"] = config.UseRsLora,
+        };
+        return new JsonObject(o).ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n";
+    }
+
+    /// <summary>
+    /// Reads adapter_config.json. Features we do not implement (DoRA, trained biases, per-layer
+    /// ranks, modules_to_save, ...) are errors naming the field, never silently ignored.
+    /// </summary>
+    public static LoraConfig ReadConfig(string dir)
+    {
+        var path = Path.Combine(dir, ConfigFile);
+        if (!File.Exists(path)) throw new InputError($"{dir}: not a LoRA adapter (no {ConfigFile})");
+        JsonObject o;
+        try
+        {
+            o = JsonNode.Parse(File.ReadAllText(path))?.AsObject() ?? throw new InputError($"{path}: expected a JSON object");
+        }
+        catch (Exception e) when (e is JsonException or InvalidOperationException)
+        {
+            throw new InputError($"{path}: not valid JSON: {e.Message}");
+        }
+        InputError Bad(string field, string message) => new($"{path}: {field}: {message}");
+        T Get<T>(string field, T fallback)
+        {
+            var node = o[field];
+            if (node is null) return fallback;
+            try { return node.GetValue<T>(); }
+            catch (Exception e) when (e is InvalidOperationException or FormatException) { throw Bad(field, $"expected {typeof(T).Name.ToLowerInvariant()}, got {node.ToJsonString()}"); }
+        }
+        var peftType = Get<string?>("peft_type", null);
+        if (peftType != "LORA") throw Bad("peft_type", $"'{peftType}' is not supported (only LORA)");
+        if (Get("use_dora", false)) throw Bad("use_dora", "DoRA adapters are not supported");
+        if (Get("bias", "none") != "none") throw Bad("bias", "adapters that train biases are not supported (only \"none\")");
+        if (Get("lora_bias", false)) throw Bad("lora_bias", "not supported");
+        if (Get("fan_in_fan_out", false)) throw Bad("fan_in_fan_out", "not supported (Qwen and Llama layers are not Conv1D)");
+        foreach (var field in new[] { "rank_pattern", "alpha_pattern" })
+            if (o[field] is JsonObject p && p.Count > 0) throw Bad(field, "per-layer ranks and alphas are not supported");
+        foreach (var field in new[] { "modules_to_save", "layers_to_transform", "layer_replication", "trainable_token_indices", "target_parameters" })
+            if (o[field] is JsonNode n && !(n is JsonArray { Count: 0 })) throw Bad(field, "not supported");
+        var taskType = Get<string?>("task_type", null);
+        if (taskType is not null && taskType != "CAUSAL_LM") throw Bad("task_type", $"'{taskType}': expected CAUSAL_LM");
+        if (o["r"] is null) throw Bad("r", "missing");
+        var r = Get("r", 0);
+        var alpha = o["lora_alpha"] is null ? 8.0 : Get("lora_alpha", 0.0);
+        string? regex = null;
+        IReadOnlyList<string> modules = [];
+        switch (o["target_modules"])
+        {
+            case JsonValue v when v.TryGetValue<string>(out var s):
+                if (s == "all-linear") modules = LoraConfig.AllLinear;
+                else regex = s;
+                break;
+            case JsonArray a:
+                modules = a.Select(n => n?.GetValue<string>() ?? throw Bad("target_modules", "expected strings")).ToList();
+                if (modules.Count == 0) throw Bad("target_modules", "empty");
+                break;
+            default:
+                throw Bad("target_modules", "expected a list of module names or a regular expression");
+        }
+        var config = new LoraConfig
+        {
+            R = r,
+            Alpha = alpha,
+            Dropout = Get("lora_dropout", 0.0),
+            UseRsLora = Get("use_rslora", false),
+            TargetModules = modules,
+            TargetRegex = regex,
+            BaseModel = Get<string?>("base_model_name_or_path", null),
+        };
+        try { config.Validate(); }
+        catch (InputError e) { throw new InputError($"{path}: {e.Message.Replace("--lora-", "lora_")}"); }
+        return config;
+    }
+
+    /// <summary>
+    /// Adds the adapter of <paramref name="dir"/> to <paramref name="model"/> and loads its
+    /// weights. An adapter made for another architecture, or whose tensors do not fit the
+    /// base's layers, is an error naming the file and tensor.
+    /// </summary>
+    public static LoraConfig Load(CausalLM model, string dir, long seed = 0)
+    {
+        var config = ReadConfig(dir);
+        CheckArchitecture(model, dir, config);
+        var path = Path.Combine(dir, WeightsFile);
+        if (!File.Exists(path))
+            throw new InputError($"{dir}: no {WeightsFile}" + (File.Exists(Path.Combine(dir, "adapter_model.bin")) ? " (adapter_model.bin, a pickle, is not read: save with safe_serialization)" : ""));
+        // Attach where the file has tensors: the list form of target_modules is matched the same way.
+        try { LoraAdapters.Attach(model, config, seed); }
+        catch (InputError e) { throw new InputError($"{Path.Combine(dir, ConfigFile)}: target_modules: {e.Message}"); }
+        LoadWeights(model, dir);
+        return config;
+    }
+
+    /// <summary>Loads adapter weights into a model that already carries the same adapters (resume).</summary>
+    public static void LoadWeights(CausalLM model, string dir)
+    {
+        var path = Path.Combine(dir, WeightsFile);
+        if (!File.Exists(path)) throw new InputError($"{dir}: no {WeightsFile}");
+        var expected = Tensors(model).ToDictionary(t => t.Name, t => t.Tensor, StringComparer.Ordinal);
+        var found = new HashSet<string>(StringComparer.Ordinal);
+        using var file = SafeTensorsFile.Open(path);
+        using var noGrad = no_grad();
+        foreach (var info in file.Tensors.Values)
+        {
+            if (!expected.TryGetValue(info.Name, out var target))
+                throw new InputError($"{path}: tensor '{info.Name}' has no place in this {model.Config.ModelType} model " +
+                                     "(expected base_model.model.<module>.lora_A.weight / lora_B.weight for a targeted linear layer)");
+            if (!info.Shape.SequenceEqual(target.shape))
+                throw new InputError($"{path}: tensor '{info.Name}' has shape [{string.Join(", ", info.Shape)}], the base model's layer needs [{string.Join(", ", target.shape)}]: the adapter was made for another model");
+            if (info.DType is not ("F32" or "BF16" or "F16"))
+                throw new InputError($"{path}: tensor '{info.Name}' has dtype {info.DType}, expected F32, BF16 or F16");
+            using var staged = empty(info.Shape, SafeTensorsFile.ToScalarType(info.DType, path, info.Name));
+            file.CopyInto(info, staged);
+            target.copy_(staged);
+            found.Add(info.Name);
+        }
+        var missing = expected.Keys.Where(n => !found.Contains(n)).ToList();
+        if (missing.Count > 0)
+            throw new InputError($"{path}: missing tensor '{missing[0]}'" + (missing.Count > 1 ? $" (and {missing.Count - 1} more)" : ""));
+    }
+
+    // PEFT's config does not name the architecture itself, but its base_model_name_or_path does
+    // when it is a local directory, and auto_mapping may name the base class.
+    static void CheckArchitecture(CausalLM model, string dir, LoraConfig config)
+    {
+        var path = Path.Combine(dir, ConfigFile);
+        var raw = JsonNode.Parse(File.ReadAllText(path))!.AsObject();
+        if (raw["auto_mapping"] is JsonObject map && map["base_model_class"]?.GetValue<string>() is { } cls &&
+            cls != model.Config.ArchitectureClass)
+            throw new InputError($"{path}: auto_mapping.base_model_class: the adapter was made for {cls}, the base model is {model.Config.ArchitectureClass}");
+        var baseDir = config.BaseModel is null ? null : Path.GetFullPath(config.BaseModel); // PEFT resolves it from the working directory
+        if (baseDir is null || !File.Exists(Path.Combine(baseDir, HfCheckpoint.ConfigFile))) return;
+        var baseType = JsonNode.Parse(File.ReadAllText(Path.Combine(baseDir, HfCheckpoint.ConfigFile)))?["model_type"]?.GetValue<string>();
+        if (baseType is not null && baseType != model.Config.ModelType)
+            throw new InputError($"{path}: base_model_name_or_path: the adapter was made for a {baseType} model ({config.BaseModel}), the base model is {model.Config.ModelType}");
+    }
+}

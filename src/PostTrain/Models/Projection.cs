@@ -1,0 +1,99 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace PostTrain.Models;
+
+/// <summary>
+/// A linear layer of the decoder (q/k/v/o_proj, gate/up/down_proj): y = x W^T + b, with the
+/// parameter names of nn.Linear (weight, bias), so checkpoints load unchanged. It may carry a
+/// LoRA adapter as PEFT's lora.Linear does: y = base(x) + scaling * lora_B(lora_A(dropout(x))),
+/// with lora_A [r, in] and lora_B [out, r] (parameter names lora_A.weight and lora_B.weight).
+/// The adapter is computed in its own dtype (float32 over a bfloat16 base) and the sum is cast
+/// back to the base's dtype.
+/// </summary>
+public sealed class Projection : nn.Module<Tensor, Tensor>
+{
+    readonly Parameter weight;
+    readonly Parameter? bias;
+    Linear? lora_A, lora_B;
+    double scaling, dropout;
+
+    public Projection(long inFeatures, long outFeatures, bool hasBias, ScalarType dtype) : base(nameof(Projection))
+    {
+        InFeatures = inFeatures;
+        OutFeatures = outFeatures;
+        weight = new Parameter(zeros(outFeatures, inFeatures, dtype: dtype));
+        if (hasBias) bias = new Parameter(zeros(outFeatures, dtype: dtype));
+        RegisterComponents();
+    }
+
+    public long InFeatures { get; }
+    public long OutFeatures { get; }
+    public Parameter Weight => weight;
+    public Parameter? Bias => bias;
+
+    /// <summary>The adapter's A [r, in] and B [out, r], or null without one.</summary>
+    public (Parameter A, Parameter B)? Adapter => lora_A is null ? null : (lora_A.weight!, lora_B!.weight!);
+    public double Scaling => scaling;
+
+    /// <summary>When false the adapter is skipped: the layer computes the base alone.</summary>
+    public bool AdapterEnabled { get; set; } = true;
+
+    /// <summary>
+    /// Adds a LoRA adapter as PEFT initialises one: A ~ U(-1/sqrt(in), 1/sqrt(in)) (kaiming
+    /// uniform with a = sqrt(5), nn.Linear's default), B = 0, so the output starts equal to the base's.
+    /// </summary>
+    public void AddAdapter(int r, double scaling, double dropout, ScalarType dtype, Generator generator)
+    {
+        if (lora_A is not null) throw new InvalidOperationException("this layer already has an adapter");
+        lora_A = nn.Linear(InFeatures, r, hasBias: false, dtype: dtype);
+        lora_B = nn.Linear(r, OutFeatures, hasBias: false, dtype: dtype);
+        using (no_grad())
+        {
+            double bound = 1.0 / Math.Sqrt(InFeatures);
+            lora_A.weight!.uniform_(-bound, bound, generator);
+            lora_B.weight!.zero_();
+        }
+        this.scaling = scaling;
+        this.dropout = dropout;
+        register_module("lora_A", lora_A);
+        register_module("lora_B", lora_B);
+    }
+
+    /// <summary>Folds the adapter into the weight (W += scaling * B A) and removes it.</summary>
+    public void MergeAdapter()
+    {
+        if (lora_A is null) return;
+        using (no_grad())
+        using (var scope = NewDisposeScope())
+        {
+            var delta = matmul(lora_B!.weight!.to(ScalarType.Float32), lora_A.weight!.to(ScalarType.Float32)) * scaling;
+            weight.copy_(weight.to(ScalarType.Float32) + delta);
+        }
+        RemoveAdapter();
+    }
+
+    public void RemoveAdapter()
+    {
+        if (lora_A is null) return;
+        _internal_submodules.Remove("lora_A");
+        _internal_submodules.Remove("lora_B");
+        lora_A.Dispose();
+        lora_B!.Dispose();
+        lora_A = lora_B = null;
+    }
+
+    public override Tensor forward(Tensor x)
+    {
+        var y = nn.functional.linear(x, weight, bias);
+        if (lora_A is null || !AdapterEnabled) return y;
+        using var scope = NewDisposeScope();
+        var a = lora_A.weight!;
+        var input = x.dtype == a.dtype ? x : x.to(a.dtype);
+        if (dropout > 0 && training) input = nn.functional.dropout(input, dropout, training: true);
+        var update = lora_B!.forward(lora_A.forward(input)) * scaling;
+        var sum = y.dtype == update.dtype ? y + update : (y.to(update.dtype) + update).to(y.dtype);
+        return sum.MoveToOuterDisposeScope();
+    }
+}
