@@ -14,8 +14,8 @@ public sealed record RewardSettings
 /// <summary>The reward functions `--reward NAME[,NAME...]` names.</summary>
 public static class BuiltInRewards
 {
-    /// <summary>math: final-answer correctness; format: the completion matches a regex.</summary>
-    public static IReadOnlyList<string> Names { get; } = ["math", "format"];
+    /// <summary>math: final-answer correctness; format: the completion matches a regex; model: a reward model's score.</summary>
+    public static IReadOnlyList<string> Names { get; } = ["math", "format", "model"];
 
     /// <summary>Creates the named reward. Unknown names and missing settings are <see cref="InputError"/>s.</summary>
     public static IRewardFunction Create(string name, RewardSettings settings)
@@ -25,6 +25,9 @@ public static class BuiltInRewards
         {
             "math" => new MathAnswer(settings.AnswerField),
             "format" => new FormatReward(settings.FormatPattern),
+            "model" => settings.RewardModel is { Length: > 0 } dir
+                ? RewardModel.Load(dir)
+                : throw new InputError("--reward model needs --reward-model DIR (a sequence-classification checkpoint with its tokenizer)"),
             _ => throw new InputError($"--reward: unknown reward '{name}' (known: {string.Join(", ", Names)})"),
         };
     }
