@@ -97,6 +97,26 @@ def run_row(spec, W, ids, keep, pos, freqs):
     return np.stack([head @ rms(x, g("model.norm.weight"), spec.rms_norm_eps) for x in h])
 
 
+def check_classifier(model, spec, W, golden, freqs):
+    """score.weight as the head of every position; pooled at the rightmost id != pad_token_id, found by a loop."""
+    spec.tie_word_embeddings = False
+    W = dict(W, **{"lm_head.weight": W["score.weight"]})
+    worst = 0.0
+    for b, ids in enumerate(golden["input_ids"]):
+        S, mask, pad = len(ids), golden["attention_mask"][b], golden["pad_token_id"]
+        keep = [[k <= q and mask[k] == 1 for k in range(S)] for q in range(S)]
+        lg = run_row(spec, W, ids, keep, list(range(S)), freqs)
+        last = 0
+        for t in range(S):
+            if ids[t] != pad:
+                last = t
+        assert last == golden["pooled_positions"][b], (model, b, last)
+        diff = float(np.abs(lg[last] - np.array(golden["logits"][b])).max())
+        worst = max(worst, diff)
+        assert diff < 1e-4, (model, b, diff)
+    return worst
+
+
 def main():
     worst = 0.0
     for model in sorted(os.listdir(FIXTURES)):
@@ -106,6 +126,10 @@ def main():
         W = {k: v.double().numpy() for k, v in weights.items()}
         freqs = inv_freqs(spec)
         golden = json.load(open(os.path.join(d, "golden.json")))
+        if "pooled_positions" in golden:  # a sequence-classification (reward model) fixture
+            worst = max(worst, check_classifier(model, spec, W, golden, freqs))
+            print(f"{model}: ok")
+            continue
         for case in golden["cases"]:
             for b, ids in enumerate(case["input_ids"]):
                 S = len(ids)

@@ -338,6 +338,13 @@ def build_allowed(batch, seq, attention_mask, position_ids):
 
 def forward(spec, weights, input_ids, attention_mask=None, position_ids=None):
     """logits [B, S, V] float32 of {Qwen2,Qwen3,Llama}ForCausalLM in a plain forward (no cache)."""
+    h = forward_hidden(spec, weights, input_ids, attention_mask, position_ids)
+    head = weights["model.embed_tokens.weight"] if spec.tie_word_embeddings else weights["lm_head.weight"]
+    return h @ head.t()
+
+
+def forward_hidden(spec, weights, input_ids, attention_mask=None, position_ids=None):
+    """The decoder's final hidden states [B, S, H] (after the final norm), float32, in a plain forward."""
     input_ids = torch.as_tensor(input_ids, dtype=torch.long)
     B, S = input_ids.shape
     if attention_mask is not None:
@@ -382,9 +389,20 @@ def forward(spec, weights, input_ids, attention_mask=None, position_ids=None):
         gate = linear(x, weights, p + "mlp.gate_proj", spec.mlp_bias)
         up = linear(x, weights, p + "mlp.up_proj", spec.mlp_bias)
         h = h + linear(torch.nn.functional.silu(gate) * up, weights, p + "mlp.down_proj", spec.mlp_bias)
-    h = rms_norm(h, weights["model.norm.weight"], eps)
-    head = weights["model.embed_tokens.weight"] if spec.tie_word_embeddings else weights["lm_head.weight"]
-    return h @ head.t()
+    return rms_norm(h, weights["model.norm.weight"], eps)
+
+
+def sequence_classification(spec, weights, input_ids, attention_mask, pad_token_id):
+    """Pooled logits [B, num_labels] of {Qwen2,Llama}ForSequenceClassification (GenericForSequenceClassification):
+    score = Linear(hidden, num_labels, bias=False) over every position, then the logits at the rightmost token
+    that is not pad_token_id in each row (argmax of arange(S) * (ids != pad); row of only pads -> position 0).
+    Returns (pooled logits, pooled positions)."""
+    ids = torch.as_tensor(input_ids, dtype=torch.long)
+    h = forward_hidden(spec, weights, ids, attention_mask)
+    logits = h @ weights["score.weight"].t()
+    non_pad = (ids != pad_token_id).to(torch.int32)
+    last = (torch.arange(ids.shape[-1], dtype=torch.int32) * non_pad).argmax(-1)
+    return logits[torch.arange(ids.shape[0]), last], last
 
 
 def score_rows(logits, input_ids, compare_mask, position_ids=None, packed=False):

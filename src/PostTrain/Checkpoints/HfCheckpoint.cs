@@ -101,7 +101,10 @@ public static class HfCheckpoint
     /// Copies every tensor of the directory into the model's parameters. A missing tensor, an
     /// unexpected one, or a shape or dtype mismatch is an error naming the tensor and file.
     /// </summary>
-    public static void LoadWeights(CausalLM model, string dir)
+    public static void LoadWeights(CausalLM model, string dir) => LoadWeights(model, model.Config, dir);
+
+    /// <summary>As <see cref="LoadWeights(CausalLM, string)"/> for any module with transformers' parameter names (e.g. a <see cref="SequenceClassifier"/>).</summary>
+    public static void LoadWeights(nn.Module model, ModelConfig config, string dir)
     {
         var parameters = model.BaseParameters().ToDictionary(p => p.name, p => p.parameter, StringComparer.Ordinal);
         var found = new HashSet<string>(StringComparer.Ordinal);
@@ -114,8 +117,8 @@ public static class HfCheckpoint
             {
                 if (!parameters.TryGetValue(info.Name, out var parameter))
                 {
-                    if (Ignorable(info.Name, model.Config)) continue;
-                    throw new InputError($"{path}: unexpected tensor '{info.Name}' for a {model.Config.ModelType} model with this config");
+                    if (Ignorable(info.Name, config)) continue;
+                    throw new InputError($"{path}: unexpected tensor '{info.Name}' for a {config.ModelType} model with this config");
                 }
                 if (!found.Add(info.Name)) throw new InputError($"{path}: tensor '{info.Name}' appears in more than one file");
                 if (!info.Shape.SequenceEqual(parameter.shape))
