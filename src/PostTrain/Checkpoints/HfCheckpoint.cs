@@ -106,7 +106,7 @@ public static class HfCheckpoint
     /// <summary>As <see cref="LoadWeights(CausalLM, string)"/> for any module with transformers' parameter names (e.g. a <see cref="SequenceClassifier"/>).</summary>
     public static void LoadWeights(nn.Module model, ModelConfig config, string dir)
     {
-        var parameters = model.BaseParameters().ToDictionary(p => p.name, p => p.parameter, StringComparer.Ordinal);
+        var parameters = model.named_parameters().Where(p => !CausalLM.IsAdapterParameter(p.name)).ToDictionary(p => p.name, p => p.parameter, StringComparer.Ordinal);
         var found = new HashSet<string>(StringComparer.Ordinal);
         var files = WeightFiles(dir);
         using var noGrad = no_grad();
