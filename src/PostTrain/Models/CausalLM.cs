@@ -21,6 +21,10 @@ public sealed class DecoderModel : nn.Module
 
     public Embedding EmbedTokens => embed_tokens;
 
+    /// <summary>The generator of the model's dropout masks (LoRA dropout): the model's own, so
+    /// a run is reproducible whatever else in the process draws random numbers.</summary>
+    public TorchSharp.torch.Generator DropoutGenerator { get; } = new(0);
+
     /// <summary>Recompute each layer in backward instead of keeping its activations.</summary>
     public bool GradientCheckpointing { get; set; }
     public IList<DecoderLayer> Layers => layers;
@@ -35,8 +39,14 @@ public sealed class DecoderModel : nn.Module
         // layers to take part in backward (transformers' enable_input_require_grads).
         if (checkpoint && !h.requires_grad) h.requires_grad_(true);
         for (int i = 0; i < layers.Count; i++)
-            h = checkpoint ? CheckpointedLayer.Apply(layers[i], h, cos, sin, mask) : layers[i].Forward(h, cos, sin, mask, cache, i);
+            h = checkpoint ? CheckpointedLayer.Apply(layers[i], h, cos, sin, mask, DropoutGenerator) : layers[i].Forward(h, cos, sin, mask, cache, i);
         return norm.forward(h).MoveToOuterDisposeScope();
+    }
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing) DropoutGenerator.Dispose();
+        base.Dispose(disposing);
     }
 }
 
@@ -72,6 +82,11 @@ public sealed class CausalLM : nn.Module
         get => model.GradientCheckpointing;
         set => model.GradientCheckpointing = value;
     }
+
+    /// <summary>Seeds the dropout masks (the trainer does it every step, so a resumed run draws the same masks).</summary>
+    public void SeedDropout(long seed) => model.DropoutGenerator.manual_seed(seed);
+
+    public TorchSharp.torch.Generator DropoutGenerator => model.DropoutGenerator;
 
     /// <summary>The LoRA adapters' settings when the model carries adapters (see <see cref="LoraAdapters"/>).</summary>
     public LoraConfig? Lora { get; internal set; }

@@ -13,8 +13,9 @@ public sealed class CheckpointedLayer : autograd.SingleTensorFunction<Checkpoint
     public override string Name => nameof(CheckpointedLayer);
 
     /// <summary>The layer's output for <paramref name="x"/>, recomputed in backward.</summary>
-    public static Tensor Apply(DecoderLayer layer, Tensor x, Tensor cos, Tensor sin, Tensor? mask) =>
-        apply(layer, x, cos, sin, mask!);
+    /// <param name="dropout">The generator of the layer's dropout masks: replayed in backward so the recomputation draws the same masks.</param>
+    public static Tensor Apply(DecoderLayer layer, Tensor x, Tensor cos, Tensor sin, Tensor? mask, Generator dropout) =>
+        apply(layer, x, cos, sin, mask!, dropout);
 
     public override Tensor forward(autograd.AutogradContext ctx, params object[] vars)
     {
@@ -24,7 +25,9 @@ public sealed class CheckpointedLayer : autograd.SingleTensorFunction<Checkpoint
         ctx.save_for_backward(mask is null ? [x, cos, sin] : [x, cos, sin, mask]);
         ctx.save_data("layer", layer);
         // The recomputation must draw the same dropout masks (LoRA dropout) as this pass.
-        ctx.save_data("rng", random.get_rng_state().DetachFromDisposeScope()); // disposed in backward
+        var generator = (Generator)vars[5];
+        ctx.save_data("generator", generator);
+        ctx.save_data("rng", generator.get_state().DetachFromDisposeScope()); // disposed in backward
         using var noGrad = no_grad();
         return layer.Forward(x, cos, sin, mask);
     }
@@ -38,18 +41,19 @@ public sealed class CheckpointedLayer : autograd.SingleTensorFunction<Checkpoint
         using var input = x.detach().requires_grad_(true);
         using (var scope = NewDisposeScope())
         {
-            var now = random.get_rng_state();
-            using (var rng = (Tensor)ctx.get_data("rng")) random.set_rng_state(rng);
+            var generator = (Generator)ctx.get_data("generator");
+            var now = generator.get_state();
+            using (var rng = (Tensor)ctx.get_data("rng")) generator.set_state(rng);
             var y = layer.Forward(input, saved[1], saved[2], saved.Count > 3 ? saved[3] : null);
-            random.set_rng_state(now);
+            generator.set_state(now);
             y.backward([gradOutput]);
         }
         Tensor gradInput;
         using (var g = input.grad) // a new wrapper of the native gradient: dispose it
             gradInput = g is null ? zeros_like(x) : g.detach();
         foreach (var t in saved) t.Dispose(); // wrappers made by get_saved_variables
-        // One gradient per forward argument: the layer, x, cos, sin, mask. The gradient stays in
+        // One gradient per forward argument: the layer, x, cos, sin, mask, generator. The gradient stays in
         // the caller's dispose scope (around backward()): autograd copies it before that ends.
-        return [null!, gradInput, null!, null!, null!];
+        return [null!, gradInput, null!, null!, null!, null!];
     }
 }

@@ -70,7 +70,7 @@ public static class LoraAdapters
         foreach (var p in model.parameters()) p.requires_grad = false;
         var generator = new TorchSharp.torch.Generator((ulong)seed);
         foreach (var (_, projection) in targets)
-            projection.AddAdapter(config.R, config.Scaling, config.Dropout, ScalarType.Float32, generator);
+            projection.AddAdapter(config.R, config.Scaling, config.Dropout, ScalarType.Float32, generator, model.DropoutGenerator);
         model.Lora = config;
     }
 

@@ -18,6 +18,7 @@ public sealed class Projection : nn.Module<Tensor, Tensor>
     readonly Parameter? bias;
     Linear? lora_A, lora_B;
     double scaling, dropout;
+    Generator? dropoutGenerator;
 
     public Projection(long inFeatures, long outFeatures, bool hasBias, ScalarType dtype) : base(nameof(Projection))
     {
@@ -44,7 +45,8 @@ public sealed class Projection : nn.Module<Tensor, Tensor>
     /// Adds a LoRA adapter as PEFT initialises one: A ~ U(-1/sqrt(in), 1/sqrt(in)) (kaiming
     /// uniform with a = sqrt(5), nn.Linear's default), B = 0, so the output starts equal to the base's.
     /// </summary>
-    public void AddAdapter(int r, double scaling, double dropout, ScalarType dtype, Generator generator)
+    /// <param name="dropoutGenerator">Draws the dropout masks (the model's own generator, so runs are reproducible).</param>
+    public void AddAdapter(int r, double scaling, double dropout, ScalarType dtype, Generator generator, Generator dropoutGenerator)
     {
         if (lora_A is not null) throw new InvalidOperationException("this layer already has an adapter");
         lora_A = nn.Linear(InFeatures, r, hasBias: false, dtype: dtype);
@@ -57,6 +59,7 @@ public sealed class Projection : nn.Module<Tensor, Tensor>
         }
         this.scaling = scaling;
         this.dropout = dropout;
+        this.dropoutGenerator = dropoutGenerator;
         register_module("lora_A", lora_A);
         register_module("lora_B", lora_B);
     }
@@ -91,7 +94,8 @@ public sealed class Projection : nn.Module<Tensor, Tensor>
         using var scope = NewDisposeScope();
         var a = lora_A.weight!;
         var input = x.dtype == a.dtype ? x : x.to(a.dtype);
-        if (dropout > 0 && training) input = nn.functional.dropout(input, dropout, training: true);
+        if (dropout > 0 && training) // inverted dropout, as nn.Dropout, with masks from the model's generator
+            input = input * empty_like(input).bernoulli_(1 - dropout, dropoutGenerator) / (1 - dropout);
         var update = lora_B!.forward(lora_A.forward(input)) * scaling;
         var sum = y.dtype == update.dtype ? y + update : (y.to(update.dtype) + update).to(y.dtype);
         return sum.MoveToOuterDisposeScope();

@@ -112,9 +112,9 @@ public sealed class Trainer<TUnit>
         model.train();
         for (; step < total; step++)
         {
-            // Dropout (LoRA's) draws from the global generator: seeding it per step makes a
+            // Dropout (LoRA's) draws from the model's generator: seeding it per step makes a
             // resumed run draw the same masks as an uninterrupted one.
-            random.manual_seed(options.Seed * 1_000_003 + step);
+            model.SeedDropout(options.Seed * 1_000_003 + step);
             var batches = MicroBatches(step, orders);
             long items = batches.Sum(method.CountItems);
             double lossSum = 0;

@@ -20,7 +20,7 @@ public class GradientCheckpointingTests
         {
             model.zero_grad();
             var x = randn(2, 6, 32, generator: new TorchSharp.torch.Generator(4)).requires_grad_(true);
-            output = checkpointed ? CheckpointedLayer.Apply(layer, x, cos, sin, null) : layer.Forward(x, cos, sin, null);
+            output = checkpointed ? CheckpointedLayer.Apply(layer, x, cos, sin, null, new TorchSharp.torch.Generator(0)) : layer.Forward(x, cos, sin, null);
             (output * weights).sum().backward();
             inputGrad = x.grad!.clone();
             return layer.named_parameters().ToDictionary(p => p.name, p => p.parameter.grad!.clone());

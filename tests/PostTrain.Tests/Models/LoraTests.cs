@@ -225,7 +225,7 @@ public class LoraTests
             Perturb(model);
             model.train();
             model.GradientCheckpointing = checkpointing;
-            random.manual_seed(11);
+            model.SeedDropout(11);
             using (var scope = NewDisposeScope())
                 model.Forward(Ids).square().mean().backward();
             return model.named_parameters().Where(p => p.parameter.requires_grad)
