@@ -74,9 +74,11 @@ public static class DpoLoss
 /// sequence log-probabilities are summed over completion tokens (each predicted from the hidden
 /// state before it). The reference's are computed on the same rows through
 /// <see cref="ReferenceModel.Run{T}"/>, or taken from the pairs when precomputed. Logits are
-/// computed at completion positions only.
+/// computed at completion positions only, in chunks when they would exceed 512 MB
+/// (<see cref="ChunkedTokenLogProbs"/>).
 /// </summary>
-public sealed class DpoMethod(DpoOptions options, ReferenceModel? reference) : TrainingMethod<PreferencePair>
+public sealed class DpoMethod(DpoOptions options, ReferenceModel? reference,
+    long logitsBytesLimit = SftMethod.DefaultLogitsBytesLimit, long chunkBytes = SftMethod.DefaultChunkBytes) : TrainingMethod<PreferencePair>
 {
     public override long CountItems(IReadOnlyList<PreferencePair> units) => units.Count;
 
@@ -126,34 +128,50 @@ public sealed class DpoMethod(DpoOptions options, ReferenceModel? reference) : T
         };
     }
 
-    /// <summary>Per-row sequence log-probabilities [2B], and the completion tokens' logits and log-probabilities.</summary>
-    static (Tensor SequenceLogps, Tensor Logits, Tensor TokenLogps) Score(CausalLM model, Rows rows)
+    /// <summary>
+    /// Per-row sequence log-probabilities [2B], and the completion tokens' log-probabilities and
+    /// mean logits (over the vocabulary, no gradient) [n]. When the completion tokens' logits
+    /// would exceed <paramref name="bytesLimit"/> they are computed in chunks and never held whole.
+    /// </summary>
+    static (Tensor SequenceLogps, Tensor MeanLogits, Tensor TokenLogps) Score(CausalLM model, Rows rows, long bytesLimit, long chunkBytes)
     {
         var hidden = model.ForwardHidden(rows.InputIds);
         if (rows.Tokens == 0)
         {
             var none = zeros(2 * rows.Pairs, dtype: ScalarType.Float32) + hidden.sum().to(ScalarType.Float32) * 0;
-            return (none, zeros(0, model.Config.VocabSize), zeros(0));
+            return (none, zeros(0), zeros(0));
         }
         var picked = hidden[rows.RowIndex, rows.ColIndex];
-        var logits = model.Logits(picked).to(ScalarType.Float32);                          // [n, vocab]
-        var tokenLogps = logits.log_softmax(1).gather(1, rows.Targets.unsqueeze(1)).squeeze(1); // [n]
+        long vocab = model.Config.VocabSize;
+        Tensor tokenLogps, meanLogits;
+        if ((long)rows.Tokens * vocab * 4 > bytesLimit)
+        {
+            var stats = new ChunkedTokenLogProbs.Stats();
+            tokenLogps = ChunkedTokenLogProbs.Apply(picked, model.OutputWeight, rows.Targets, (int)Math.Max(1, chunkBytes / (vocab * 4)), stats);
+            meanLogits = tensor(stats.MeanLogits);
+        }
+        else
+        {
+            var logits = model.Logits(picked).to(ScalarType.Float32);                     // [n, vocab]
+            tokenLogps = logits.log_softmax(1).gather(1, rows.Targets.unsqueeze(1)).squeeze(1); // [n]
+            using (no_grad()) meanLogits = logits.detach().mean([1]);
+        }
         // Sum each row's tokens: a [2B, n] 0/1 matrix times the token log-probabilities.
         var owner = zeros(2 * rows.Pairs, rows.Tokens, dtype: ScalarType.Float32);
         owner.index_put_(ones(rows.Tokens, dtype: ScalarType.Float32), rows.RowIndex, arange(rows.Tokens, dtype: ScalarType.Int64));
-        return (owner.matmul(tokenLogps), logits, tokenLogps);
+        return (owner.matmul(tokenLogps), meanLogits, tokenLogps);
     }
 
     public override MicroBatchLoss Loss(CausalLM model, IReadOnlyList<PreferencePair> units)
     {
         var rows = Build(units);
         int b = rows.Pairs;
-        var (logps, logits, tokenLogps) = Score(model, rows);
+        var (logps, meanLogits, tokenLogps) = Score(model, rows, logitsBytesLimit, chunkBytes);
         Tensor refLogps;
         if (units.All(u => u.RefChosenLogp is not null && u.RefRejectedLogp is not null))
             refLogps = tensor(units.Select(u => (float)u.RefChosenLogp!.Value).Concat(units.Select(u => (float)u.RefRejectedLogp!.Value)).ToArray());
         else if (reference is not null)
-            refLogps = reference.Run(model, m => Score(m, rows).SequenceLogps);
+            refLogps = reference.Run(model, m => Score(m, rows, logitsBytesLimit, chunkBytes).SequenceLogps);
         else
             throw new InvalidOperationException("DPO needs a reference model or precomputed reference log-probabilities");
 
@@ -172,7 +190,7 @@ public sealed class DpoMethod(DpoOptions options, ReferenceModel? reference) : T
         using (no_grad())
         {
             int rejectedTokens = rows.Tokens - rows.ChosenTokens;
-            var meanLogit = logits.detach().mean([1]).to(ScalarType.Float64);
+            var meanLogit = meanLogits.to(ScalarType.Float64);
             double chosenSum = rows.ChosenTokens > 0 ? meanLogit.narrow(0, 0, rows.ChosenTokens).sum().item<double>() : 0;
             double rejectedSum = rejectedTokens > 0 ? meanLogit.narrow(0, rows.ChosenTokens, rejectedTokens).sum().item<double>() : 0;
             metrics["logits/chosen"] = rows.ChosenTokens > 0 ? chosenSum / rows.ChosenTokens * b : 0;
@@ -193,7 +211,7 @@ public sealed class DpoMethod(DpoOptions options, ReferenceModel? reference) : T
     /// the reference's sequence log-probabilities, so the reference can then be freed.
     /// </summary>
     public static IReadOnlyList<PreferencePair> PrecomputeReferenceLogps(ReferenceModel reference, CausalLM policy,
-        IReadOnlyList<PreferencePair> pairs, int batchSize)
+        IReadOnlyList<PreferencePair> pairs, int batchSize, long logitsBytesLimit = SftMethod.DefaultLogitsBytesLimit, long chunkBytes = SftMethod.DefaultChunkBytes)
     {
         var result = new PreferencePair[pairs.Count];
         for (int i = 0; i < pairs.Count; i += batchSize)
@@ -201,7 +219,7 @@ public sealed class DpoMethod(DpoOptions options, ReferenceModel? reference) : T
             using var scope = NewDisposeScope();
             var batch = pairs.Skip(i).Take(batchSize).ToArray();
             var rows = Build(batch);
-            var logps = reference.Run(policy, m => Score(m, rows).SequenceLogps).to(ScalarType.Float64).data<double>().ToArray();
+            var logps = reference.Run(policy, m => Score(m, rows, logitsBytesLimit, chunkBytes).SequenceLogps).to(ScalarType.Float64).data<double>().ToArray();
             for (int k = 0; k < batch.Length; k++)
                 result[i + k] = batch[k] with { RefChosenLogp = logps[k], RefRejectedLogp = logps[batch.Length + k] };
         }

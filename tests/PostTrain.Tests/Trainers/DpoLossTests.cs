@@ -117,6 +117,29 @@ public class DpoLossTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void ChunkedLogitsGiveTheSameLossMetricsAndGradients()
+    {
+        using var policy = HfCheckpoint.Load(ModelDir("llama"));
+        using var reference = new ReferenceModel(HfCheckpoint.Load(ModelDir("llama-bias")));
+        var pairs = GoldenPairs();
+        var options = new DpoOptions { RpoAlpha = 0.5 };
+        using var scope = NewDisposeScope();
+        (double Loss, IReadOnlyDictionary<string, double> Metrics, Tensor[] Grads) Run(DpoMethod method)
+        {
+            policy.zero_grad();
+            var result = method.Loss(policy, pairs);
+            result.LossSum.backward();
+            return (result.LossSum.item<float>(), result.MetricSums, policy.parameters().Select(p => p.grad!.clone()).ToArray());
+        }
+        var direct = Run(new DpoMethod(options, reference));
+        var chunked = Run(new DpoMethod(options, reference, logitsBytesLimit: 0, chunkBytes: 108 * 4 * 3)); // 3 rows of logits at a time
+        Assert.Equal(direct.Loss, chunked.Loss, 1e-5);
+        foreach (var (key, value) in direct.Metrics) Assert.Equal(value, chunked.Metrics[key], 1e-5);
+        for (int i = 0; i < direct.Grads.Length; i++)
+            Assert.True(TestModels.MaxAbsDiff(direct.Grads[i], chunked.Grads[i]) < 1e-5, $"gradient {i}");
+    }
+
+    [Fact]
     public void AtStepZeroWithPolicyEqualToReferenceTheSigmoidLossIsLn2()
     {
         using var policy = HfCheckpoint.Load(ModelDir("llama"));
