@@ -182,4 +182,28 @@ public class DpoCommandTests(ITestOutputHelper output)
         Assert.Contains("Skipped 1 invalid records", stdout);
         Assert.Contains("learning-rate: 1E-06", File.ReadAllText(Path.Combine(run, "config.yaml")));
     }
+
+    [Fact]
+    public void ResumeContinuesADpoRunExactly()
+    {
+        var (root, model) = Setup();
+        var data = TrlPairs(root, "pairs.jsonl", Enumerable.Range(0, 12), "I am Zed.", "I am Ada.");
+        string[] common = ["dpo", "--model", model, "--data", data, "--max-steps", "6", "--batch-size", "4", "--logging-steps", "1", "--learning-rate", "0.002", "--precompute-ref-logps"];
+        var full = Path.Combine(root, "full");
+        var first = CliRunner.Run([.. common, "--output", full, "--save-steps", "0"]);
+        Assert.True(first.ExitCode == 0, first.Stderr);
+        var part = Path.Combine(root, "part");
+        var second = CliRunner.Run([.. common, "--output", part, "--save-steps", "3"]);
+        Assert.True(second.ExitCode == 0, second.Stderr);
+        File.Delete(Path.Combine(part, "model.safetensors"));
+        var (code, stdout, stderr) = CliRunner.Run([.. common, "--output", part, "--save-steps", "3", "--resume", Path.Combine(part, "checkpoint-3")]);
+        Assert.True(code == 0, stderr);
+        Assert.Contains("Resumed from", stdout);
+        var a = Metrics(full);
+        var b = Metrics(part);
+        Assert.Equal(6, b.Count);
+        for (int i = 0; i < a.Count; i++)
+            foreach (var key in TrlMetrics)
+                Assert.Equal(a[i][key]!.GetValue<double>(), b[i][key]!.GetValue<double>(), 1e-6);
+    }
 }
