@@ -13,6 +13,7 @@ public static class Verbs
         ChatCommand.Create(),
         TokenizeCommand.Create(),
         SftCommand.Create(),
+        DpoCommand.Create(),
         TemplateCommand.Create(),
         MergeCommand.Create(),
     ];

@@ -96,10 +96,13 @@ public static class RecordFormats
     };
 
     /// <summary>A list of chat messages: {"role", "content"} with optional tool_calls, reasoning_content, name, weight.</summary>
-    public static JsonArray Messages(DataRecord record, string field)
+    public static JsonArray Messages(DataRecord record, string field) =>
+        Messages(record, field, record.Value[field], record.Value.ContainsKey(field));
+
+    /// <summary>A list of chat messages found at <paramref name="node"/>; errors name <paramref name="field"/> (a path such as "input.messages").</summary>
+    public static JsonArray Messages(DataRecord record, string field, JsonNode? node, bool present)
     {
-        var node = record.Value[field];
-        if (node is null) throw record.Error(field, record.Value.ContainsKey(field) ? "is null" : "missing");
+        if (node is null) throw record.Error(field, present ? "is null" : "missing");
         if (node is not JsonArray messages) throw record.Error(field, $"expected a list of messages, got {Describe(node)}");
         if (messages.Count == 0) throw record.Error(field, "is empty");
         for (int i = 0; i < messages.Count; i++)
@@ -144,7 +147,7 @@ public static class RecordFormats
         var other => throw record.Error("tools", $"expected a list of tool definitions, got {Describe(other)}"),
     };
 
-    static string Describe(JsonNode? node) => node switch
+    internal static string Describe(JsonNode? node) => node switch
     {
         null => "null",
         JsonArray => "a list",

@@ -42,7 +42,16 @@ public static class PolicyModel
     /// </summary>
     public static ReferenceModel Reference(TrainingOptions options, CausalLM policy, string? referenceDir)
     {
-        if (referenceDir is not null) return new ReferenceModel(HfCheckpoint.Load(referenceDir, policy.DType));
+        if (referenceDir is not null)
+        {
+            var frozen = HfCheckpoint.Load(referenceDir, policy.DType);
+            if (frozen.Config.VocabSize != policy.Config.VocabSize)
+            {
+                frozen.Dispose();
+                throw new InputError($"--ref-model: {referenceDir} has a vocabulary of {frozen.Config.VocabSize} tokens, the policy {policy.Config.VocabSize}");
+            }
+            return new ReferenceModel(frozen);
+        }
         if (policy.Lora is not null) return ReferenceModel.AdaptersOff();
         return new ReferenceModel(HfCheckpoint.Load(options.Model ?? throw new InputError("--model: required"), policy.DType));
     }

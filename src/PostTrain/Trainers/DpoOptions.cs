@@ -1,0 +1,39 @@
+using PostTrain.Training;
+
+namespace PostTrain.Trainers;
+
+/// <summary>DPO's loss: TRL's loss_type values that PostTrain implements.</summary>
+public enum DpoLossType { Sigmoid, Robust, Ipo, Hinge }
+
+/// <summary>
+/// Options of direct preference optimisation, beyond the loop's (TRL's DPOConfig names and
+/// defaults: beta 0.1, loss_type sigmoid, label_smoothing 0, learning rate 1e-6, max_length 1024).
+/// </summary>
+public sealed record DpoOptions : TrainingOptions
+{
+    public DpoOptions() => LearningRate = 1e-6;
+
+    /// <summary>The frozen reference model's directory; null: a copy of the initial policy (--model).</summary>
+    public string? RefModel { get; init; }
+    /// <summary>Deviation from the reference: larger beta, less deviation (IPO's tau).</summary>
+    public double Beta { get; init; } = 0.1;
+    public DpoLossType LossType { get; init; } = DpoLossType.Sigmoid;
+    /// <summary>Probability that a label is flipped: conservative DPO (sigmoid) and robust DPO; in [0, 0.5).</summary>
+    public double LabelSmoothing { get; init; }
+    /// <summary>When set, adds rpo_alpha times the NLL of the chosen completions (RPO).</summary>
+    public double? RpoAlpha { get; init; }
+    /// <summary>Score the train and eval sets with the reference once, before training, then free it.</summary>
+    public bool PrecomputeRefLogps { get; init; }
+    /// <summary>Drop invalid records (and say how many) instead of failing.</summary>
+    public bool SkipInvalid { get; init; }
+
+    public override void Validate()
+    {
+        base.Validate();
+        if (!(Beta > 0) || double.IsInfinity(Beta)) throw new InputError($"--beta: must be positive, got {Beta}");
+        if (!(LabelSmoothing is >= 0 and < 0.5)) throw new InputError($"--label-smoothing: must be in [0, 0.5), got {LabelSmoothing}");
+        if (LabelSmoothing > 0 && LossType is DpoLossType.Ipo or DpoLossType.Hinge)
+            throw new InputError($"--label-smoothing: applies to the sigmoid and robust losses, not {LossType.ToString().ToLowerInvariant()}");
+        if (RpoAlpha is { } a && !(a >= 0)) throw new InputError($"--rpo-alpha: must not be negative, got {a}");
+    }
+}

@@ -1,0 +1,106 @@
+using System.Text.Json.Nodes;
+using PostTrain.Data;
+using PostTrain.Tokenization;
+
+namespace PostTrain.Trainers;
+
+/// <summary>
+/// A tokenized preference pair: the prompt's ids and each completion's ids (the trained rows are
+/// prompt + chosen and prompt + rejected). <see cref="RefChosenLogp"/> and
+/// <see cref="RefRejectedLogp"/> hold the reference's sequence log-probabilities once
+/// precomputed (--precompute-ref-logps).
+/// </summary>
+public sealed record PreferencePair(int[] PromptIds, int[] ChosenIds, int[] RejectedIds)
+{
+    public double? RefChosenLogp { get; init; }
+    public double? RefRejectedLogp { get; init; }
+
+    public int ChosenLength => PromptIds.Length + ChosenIds.Length;
+    public int RejectedLength => PromptIds.Length + RejectedIds.Length;
+
+    /// <summary>
+    /// TRL's truncation (truncation_mode "keep_start"): each of prompt + chosen and prompt +
+    /// rejected keeps its first <paramref name="maxLength"/> tokens. Null when the prompt alone
+    /// fills <paramref name="maxLength"/> (TRL drops those pairs: no completion token would remain).
+    /// </summary>
+    public PreferencePair? Truncate(int maxLength)
+    {
+        if (PromptIds.Length >= maxLength) return null;
+        int room = maxLength - PromptIds.Length;
+        if (ChosenIds.Length <= room && RejectedIds.Length <= room) return this;
+        return this with { ChosenIds = ChosenIds[..Math.Min(room, ChosenIds.Length)], RejectedIds = RejectedIds[..Math.Min(room, RejectedIds.Length)] };
+    }
+}
+
+/// <summary>
+/// Turns validated preference examples into token ids as TRL's DPOTrainer prepares them
+/// (_prepare_dataset's tokenize_fn):
+/// <list type="bullet">
+/// <item>strings: the EOS token is appended to chosen and rejected unless they end with it;
+/// prompt_ids = tokenizer(prompt) and chosen_ids = tokenizer(prompt + chosen)[len(prompt_ids):]
+/// (with the tokenizer's special tokens, e.g. Llama's BOS);</item>
+/// <item>conversations: the prompt rendered by the chat template with the generation prompt,
+/// prompt + chosen rendered without it, each tokenized as apply_chat_template(tokenize=True)
+/// does (no added special tokens: the template writes them); chosen_ids are the tokens past the
+/// prompt's.</item>
+/// </list>
+/// When the prompt's tokens are not a prefix of prompt + completion's (a template that renders
+/// the prompt differently, or a merge across the boundary), TRL warns and still cuts at the
+/// prompt's length; <see cref="PrefixMismatches"/> counts those pairs.
+/// </summary>
+public sealed class DpoTokenization(HfTokenizer tokenizer, ChatTemplate? template)
+{
+    public HfTokenizer Tokenizer => tokenizer;
+
+    /// <summary>Pairs whose prompt tokens were not a prefix of the prompt + completion tokens.</summary>
+    public int PrefixMismatches { get; private set; }
+
+    public PreferencePair Tokenize(PreferenceExample example) => example switch
+    {
+        TextPreferenceExample t => Text(t),
+        ConversationPreferenceExample c => Conversation(c),
+        _ => throw new ArgumentException($"unknown example type {example.GetType().Name}"),
+    };
+
+    string WithEos(string text) =>
+        tokenizer.EosToken is { } eos && !text.EndsWith(eos, StringComparison.Ordinal) ? text + eos : text;
+
+    PreferencePair Text(TextPreferenceExample e)
+    {
+        var prompt = tokenizer.Encode(e.Prompt, addSpecialTokens: true);
+        var chosen = tokenizer.Encode(e.Prompt + WithEos(e.Chosen), addSpecialTokens: true);
+        var rejected = tokenizer.Encode(e.Prompt + WithEos(e.Rejected), addSpecialTokens: true);
+        return Split(prompt, chosen, rejected);
+    }
+
+    PreferencePair Conversation(ConversationPreferenceExample e)
+    {
+        if (template is null)
+            throw new InputError($"{e.Source}: conversations need the model's chat template (chat_template in tokenizer_config.json, or chat_template.jinja)");
+        string Render(IEnumerable<JsonNode?> messages, bool generationPrompt) => template.Render(new ChatTemplateInput
+        {
+            Messages = new JsonArray(messages.Select(m => m!.DeepClone()).ToArray()),
+            Tools = e.Tools is null ? null : (JsonArray)e.Tools.DeepClone(),
+            AddGenerationPrompt = generationPrompt,
+        }).Text;
+        try
+        {
+            var prompt = tokenizer.Encode(Render(e.Prompt, true));
+            var chosen = tokenizer.Encode(Render(e.Prompt.Concat(e.Chosen), false));
+            var rejected = tokenizer.Encode(Render(e.Prompt.Concat(e.Rejected), false));
+            return Split(prompt, chosen, rejected);
+        }
+        catch (PostTrain.Tokenization.Jinja.TemplateError x) // the interpreter wraps every rendering error in one
+        {
+            throw new InputError($"{e.Source}: chat template: {x.Message}");
+        }
+    }
+
+    PreferencePair Split(int[] prompt, int[] promptChosen, int[] promptRejected)
+    {
+        bool Prefix(int[] full) => full.Length >= prompt.Length && full.AsSpan(0, prompt.Length).SequenceEqual(prompt);
+        if (!Prefix(promptChosen) || !Prefix(promptRejected)) PrefixMismatches++;
+        int n = prompt.Length;
+        return new PreferencePair(prompt, promptChosen.Length > n ? promptChosen[n..] : [], promptRejected.Length > n ? promptRejected[n..] : []);
+    }
+}
