@@ -14,7 +14,7 @@ namespace PostTrain.Benchmarks;
 /// --gradient-checkpointing true to compare memory (peak memory is per process).
 /// Options: --arch qwen2 --preset qwen2.5-0.5b --tokens 512 --batch 1 --steps 3 --gradient-checkpointing false
 /// --lora-r 0 (a positive rank trains LoRA adapters on every linear layer instead of every weight)
-/// --base-dtype f32|bf16 (the frozen base's dtype with LoRA)
+/// --lora-dropout 0.05 --base-dtype f32|bf16 (the frozen base's dtype with LoRA)
 /// </summary>
 public sealed class SftBenchmark : IBenchmark
 {
@@ -35,10 +35,11 @@ public sealed class SftBenchmark : IBenchmark
                 config.NumAttentionHeads, config.NumKeyValueHeads, config.HeadDim, config.MaxPositionEmbeddings, config.RopeTheta,
                 config.RopeScaling, config.RmsNormEps, config.TieWordEmbeddings);
         int loraR = options.GetInt("lora-r", 0);
+        double loraDropout = double.Parse(options.Get("lora-dropout", "0.05"), System.Globalization.CultureInfo.InvariantCulture);
         var baseDtype = options.Get("base-dtype", "f32") == "bf16" ? ScalarType.BFloat16 : ScalarType.Float32;
         using var model = new CausalLM(config, baseDtype);
         model.InitializeWeights(0);
-        if (loraR > 0) LoraAdapters.Attach(model, new LoraConfig { R = loraR, Alpha = 2 * loraR, Dropout = 0.05 }, seed: 0);
+        if (loraR > 0) LoraAdapters.Attach(model, new LoraConfig { R = loraR, Alpha = 2 * loraR, Dropout = loraDropout }, seed: 0);
         model.GradientCheckpointing = checkpointing;
         var random = new Random(1);
         var rows = Enumerable.Range(0, batch).Select(_ => new TokenizedSequence(
@@ -95,6 +96,7 @@ public sealed class SftBenchmark : IBenchmark
             ["tokens_per_row"] = tokens,
             ["gradient_checkpointing"] = checkpointing,
             ["lora_r"] = loraR,
+            ["lora_dropout"] = loraR > 0 ? loraDropout : 0,
             ["base_dtype"] = baseDtype.ToString(),
             ["trainable_parameters"] = parameters.Sum(p => p.parameter.numel()),
             ["threads"] = get_num_threads(),
