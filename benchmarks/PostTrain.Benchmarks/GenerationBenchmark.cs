@@ -126,7 +126,7 @@ public sealed class GenerationBenchmark : IBenchmark
         double noCache = Time(() => model.ForwardHidden(token));
         var layer0 = model.Model.Layers[0];
         var hx = randn(rows, 1, c.HiddenSize).to(model.DType);
-        var (cos1, sin1) = (ones(rows, 1, 1, c.HeadDim), zeros(rows, 1, 1, c.HeadDim));
+        var (cos1, sin1) = (ones(rows, 1, 1, c.HeadDim).to(model.DType), zeros(rows, 1, 1, c.HeadDim).to(model.DType));
         double oneLayer = Time(() => layer0.Forward(hx, cos1, sin1, null));
         var x = randn(rows, c.HiddenSize).to(model.DType);
         double head = Time(() => model.Logits(x));
