@@ -167,35 +167,9 @@ public sealed record PreferenceDataset(PreferenceFormat Format, IReadOnlyList<Pr
     /// </summary>
     public static PreferenceDataset Load(string path, bool skipInvalid = false)
     {
-        PreferenceFormat? format = null;
-        string? detectedAt = null;
-        var examples = new List<PreferenceExample>();
-        var errors = new List<string>();
-        foreach (var record in DatasetReader.Read(path))
-        {
-            try
-            {
-                if (format is null)
-                {
-                    format = PreferenceFormats.Detect(record.Value)
-                             ?? throw record.Error(null, "no preference fields: expected \"chosen\" and \"rejected\" (with or without \"prompt\"), or OpenAI's \"input\", \"preferred_output\" and \"non_preferred_output\"");
-                    detectedAt = record.Location;
-                }
-                else if (PreferenceFormats.Detect(record.Value) is { } own && (own.Layout == PreferenceLayout.OpenAi) != (format.Layout == PreferenceLayout.OpenAi))
-                {
-                    throw record.Error(null, $"is {own}, but the dataset is {format} (detected from {detectedAt})");
-                }
-                examples.Add(PreferenceFormats.ToExample(record, format));
-            }
-            catch (InputError e)
-            {
-                errors.Add(e.Message);
-            }
-        }
-        if (errors.Count > 0 && !skipInvalid)
-            throw new DatasetError(errors);
-        if (examples.Count == 0)
-            throw new InputError($"{path}: no valid records");
-        return new PreferenceDataset(format!, examples, errors.Count);
+        var (format, examples, skipped) = DatasetLoader.Load(path, skipInvalid, PreferenceFormats.Detect,
+            (a, b) => (a.Layout == PreferenceLayout.OpenAi) == (b.Layout == PreferenceLayout.OpenAi), PreferenceFormats.ToExample,
+            "no preference fields: expected \"chosen\" and \"rejected\" (with or without \"prompt\"), or OpenAI's \"input\", \"preferred_output\" and \"non_preferred_output\"");
+        return new PreferenceDataset(format, examples, skipped);
     }
 }

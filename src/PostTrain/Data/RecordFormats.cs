@@ -171,9 +171,26 @@ public sealed record SftDataset(DatasetFormat Format, IReadOnlyList<SftExample> 
     /// </summary>
     public static SftDataset Load(string path, bool skipInvalid = false)
     {
-        DatasetFormat? format = null;
+        var (format, examples, skipped) = DatasetLoader.Load(path, skipInvalid, RecordFormats.Detect, (a, b) => a.Kind == b.Kind,
+            RecordFormats.ToSftExample, "no known fields: expected \"text\", \"messages\", or \"prompt\" with \"completion\"");
+        return new SftDataset(format, examples, skipped);
+    }
+}
+
+/// <summary>
+/// What every dataset load shares: the format is detected from the first record, every record
+/// is validated (all bad ones are reported together, or dropped and counted with skipInvalid),
+/// and a record of another kind than the first is an error naming both.
+/// </summary>
+public static class DatasetLoader
+{
+    public static (TFormat Format, List<TExample> Examples, int Skipped) Load<TFormat, TExample>(string path, bool skipInvalid,
+        Func<JsonObject, TFormat?> detect, Func<TFormat, TFormat, bool> sameKind, Func<DataRecord, TFormat, TExample> toExample,
+        string noFormatMessage) where TFormat : class
+    {
+        TFormat? format = null;
         string? detectedAt = null;
-        var examples = new List<SftExample>();
+        var examples = new List<TExample>();
         var errors = new List<string>();
         foreach (var record in DatasetReader.Read(path))
         {
@@ -181,15 +198,14 @@ public sealed record SftDataset(DatasetFormat Format, IReadOnlyList<SftExample> 
             {
                 if (format is null)
                 {
-                    format = RecordFormats.Detect(record.Value)
-                             ?? throw record.Error(null, "no known fields: expected \"text\", \"messages\", or \"prompt\" with \"completion\"");
+                    format = detect(record.Value) ?? throw record.Error(null, noFormatMessage);
                     detectedAt = record.Location;
                 }
-                else if (RecordFormats.Detect(record.Value) is { } own && own.Kind != format.Kind)
+                else if (detect(record.Value) is { } own && !sameKind(own, format))
                 {
                     throw record.Error(null, $"is {own}, but the dataset is {format} (detected from {detectedAt})");
                 }
-                examples.Add(RecordFormats.ToSftExample(record, format));
+                examples.Add(toExample(record, format));
             }
             catch (InputError e)
             {
@@ -200,7 +216,7 @@ public sealed record SftDataset(DatasetFormat Format, IReadOnlyList<SftExample> 
             throw new DatasetError(errors);
         if (examples.Count == 0)
             throw new InputError($"{path}: no valid records");
-        return new SftDataset(format!, examples, errors.Count);
+        return (format!, examples, errors.Count);
     }
 }
 
