@@ -4,10 +4,11 @@ namespace PostTrain.Trainers;
 
 /// <summary>
 /// Per-row log-probabilities log softmax(hidden·Wᵀ)[target], computed a chunk of rows at a time
-/// so that the full [rows, vocab] logits never exist (as <see cref="ChunkedCrossEntropy"/> does
-/// for SFT's summed loss): forward keeps each row's log-sum-exp, backward recomputes each chunk's
-/// logits for the gradients of the hidden states and the output weight. The forward pass also
-/// records each row's mean logit (over the vocabulary) for DPO's logits/* metrics.
+/// so that the full [rows, vocab] logits never exist (SFT's loss is minus their sum, DPO's
+/// sequence log-probabilities their sums per row): forward keeps each row's log-sum-exp,
+/// backward recomputes each chunk's logits for the gradients of the hidden states and the output
+/// weight. The forward pass also records each row's mean logit (over the vocabulary, for DPO's
+/// logits/* metrics) and how many rows' most likely token is the target (SFT's accuracy).
 /// </summary>
 public sealed class ChunkedTokenLogProbs : autograd.SingleTensorFunction<ChunkedTokenLogProbs>
 {
@@ -15,6 +16,7 @@ public sealed class ChunkedTokenLogProbs : autograd.SingleTensorFunction<Chunked
     public sealed class Stats
     {
         public float[] MeanLogits = [];
+        public long Correct;
     }
 
     public override string Name => nameof(ChunkedTokenLogProbs);
@@ -43,6 +45,7 @@ public sealed class ChunkedTokenLogProbs : autograd.SingleTensorFunction<Chunked
                 lse.narrow(0, start, n).copy_(rowLse);
                 result.narrow(0, start, n).copy_(logits.gather(1, targets.narrow(0, start, n).unsqueeze(1)).squeeze(1) - rowLse);
                 logits.mean([1]).data<float>().CopyTo(stats.MeanLogits, (int)start);
+                stats.Correct += logits.argmax(1).eq(targets.narrow(0, start, n)).sum().item<long>();
             }
         }
         ctx.save_for_backward([hidden, weight, targets, lse]);

@@ -33,7 +33,7 @@ public sealed record TokenizedSequence(int[] InputIds, bool[] Trained, int[]? Po
 /// (completions, or assistant turns), summed and divided by the number of trained tokens of the
 /// whole optimiser step. Logits are computed for trained positions only; when those logits
 /// would exceed <paramref name="logitsBytesLimit"/> they are computed in chunks and never held
-/// whole (<see cref="ChunkedCrossEntropy"/>), which bounds the loss's memory for large batches
+/// whole (<see cref="ChunkedTokenLogProbs"/>), which bounds the loss's memory for large batches
 /// and vocabularies.
 /// </summary>
 public sealed class SftMethod(long logitsBytesLimit = SftMethod.DefaultLogitsBytesLimit, long chunkBytes = SftMethod.DefaultChunkBytes)
@@ -83,8 +83,8 @@ public sealed class SftMethod(long logitsBytesLimit = SftMethod.DefaultLogitsByt
         if (logitsBytes > logitsBytesLimit)
         {
             int chunk = (int)Math.Max(1, chunkBytes / (model.Config.VocabSize * 4L));
-            var stats = new ChunkedCrossEntropy.Stats();
-            var chunked = ChunkedCrossEntropy.Apply(picked, model.OutputWeight, target, chunk, stats);
+            var stats = new ChunkedTokenLogProbs.Stats();
+            var chunked = -ChunkedTokenLogProbs.Apply(picked, model.OutputWeight, target, chunk, stats).sum();
             return new MicroBatchLoss(chunked, new Dictionary<string, double> { ["mean_token_accuracy"] = stats.Correct });
         }
         var logits = model.Logits(picked).to(ScalarType.Float32);
