@@ -39,7 +39,7 @@ public sealed class SettingTable<TOptions>(IReadOnlyList<Setting<TOptions>> sett
         foreach (var s in settings)
         {
             var value = s.Get(defaults);
-            var shown = value is null or false ? "" : $" [default: {Text(value)}]";
+            var shown = value is null or false ? "" : $" [default: {Show(s, value)}]";
             Option option = s.Type == typeof(bool)
                 ? new Option<bool>("--" + s.Name) { Description = s.Description }
                 : new Option<string?>("--" + s.Name) { Description = s.Description + (s.Choices is null ? "" : $" ({string.Join("|", s.Choices)})") + shown };
@@ -90,7 +90,7 @@ public sealed class SettingTable<TOptions>(IReadOnlyList<Setting<TOptions>> sett
                 "false" or "no" or "0" => false,
                 _ => throw new FormatException(),
             };
-            if (t.IsEnum) return Enum.Parse(t, text.Replace("-", ""), ignoreCase: true);
+            if (t.IsEnum) return Enum.Parse(t, text.Replace("-", "").Replace("_", ""), ignoreCase: true);
         }
         catch (Exception e) when (e is FormatException or OverflowException or ArgumentException)
         {
@@ -134,10 +134,15 @@ public sealed class SettingTable<TOptions>(IReadOnlyList<Setting<TOptions>> sett
         foreach (var s in settings)
         {
             var value = s.Get(options);
-            sb.Append(s.Name).Append(": ").Append(value is string str ? Quote(str) : Text(value)).Append('\n');
+            sb.Append(s.Name).Append(": ").Append(value is string str ? Quote(str) : Show(s, value)).Append('\n');
         }
         return sb.ToString();
     }
+
+    // An enum value as its choice is spelled (dr_grpo for DrGrpo), so config.yaml reads back.
+    static string Show(Setting<TOptions> s, object? value) =>
+        value is Enum e && s.Choices?.FirstOrDefault(c => string.Equals(c.Replace("-", "").Replace("_", ""), e.ToString(), StringComparison.OrdinalIgnoreCase)) is { } choice
+            ? choice : Text(value);
 
     static string Text(object? value) => value switch
     {

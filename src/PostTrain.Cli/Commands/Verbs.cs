@@ -16,6 +16,8 @@ public static class Verbs
         DpoCommand.Create(),
         TemplateCommand.Create(),
         MergeCommand.Create(),
+        GrpoCommand.Create(PostTrain.Trainers.OnlineAlgorithm.Grpo),
+        GrpoCommand.Create(PostTrain.Trainers.OnlineAlgorithm.Rloo),
     ];
 
     /// <summary>

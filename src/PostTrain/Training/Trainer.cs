@@ -47,14 +47,17 @@ public sealed class Trainer<TUnit>
         model.GradientCheckpointing = options.GradientCheckpointing;
     }
 
-    public int MicroBatchesPerEpoch => (train.Count + options.BatchSize - 1) / options.BatchSize;
-    public int StepsPerEpoch => Math.Max(1, (MicroBatchesPerEpoch + options.GradientAccumulationSteps - 1) / options.GradientAccumulationSteps);
+    public int MicroBatchesPerEpoch => (train.Count + options.UnitsPerMicroBatch - 1) / options.UnitsPerMicroBatch;
+    /// <summary>Distinct data batches per epoch (each trained on for the method's StepsPerBatch steps).</summary>
+    int DataStepsPerEpoch => Math.Max(1, (MicroBatchesPerEpoch + options.GradientAccumulationSteps - 1) / options.GradientAccumulationSteps);
+    public int StepsPerEpoch => DataStepsPerEpoch * method.StepsPerBatch;
     public int TotalSteps => options.MaxSteps > 0 ? options.MaxSteps : (int)Math.Ceiling(options.Epochs * StepsPerEpoch);
 
     /// <summary>Units of the micro-batches of a step, in the epoch's seeded order.</summary>
     IReadOnlyList<TUnit>[] MicroBatches(int step, Dictionary<int, int[]> orders)
     {
-        int epoch = step / StepsPerEpoch, inEpoch = step % StepsPerEpoch;
+        int dataStep = step / method.StepsPerBatch;
+        int epoch = dataStep / DataStepsPerEpoch, inEpoch = dataStep % DataStepsPerEpoch;
         if (!orders.TryGetValue(epoch, out var order))
         {
             orders.Clear();
@@ -65,7 +68,7 @@ public sealed class Trainer<TUnit>
         var result = new IReadOnlyList<TUnit>[last - first];
         for (int m = first; m < last; m++)
         {
-            int start = m * options.BatchSize, count = Math.Min(options.BatchSize, train.Count - start);
+            int start = m * options.UnitsPerMicroBatch, count = Math.Min(options.UnitsPerMicroBatch, train.Count - start);
             result[m - first] = Enumerable.Range(start, count).Select(i => train[order[i]]).ToArray();
         }
         return result;
@@ -101,7 +104,7 @@ public sealed class Trainer<TUnit>
             console.WriteLine($"Resumed from {resumeFrom} at step {start}/{total}");
         }
         var log = new RunLog(outputDir, console, keepUpToStep: resumeFrom is null ? null : start);
-        console.WriteLine($"Training {train.Count} units: {MicroBatchesPerEpoch} micro-batches of {options.BatchSize} per epoch, " +
+        console.WriteLine($"Training {train.Count} units: {MicroBatchesPerEpoch} micro-batches of {options.UnitsPerMicroBatch} per epoch, " +
                           $"{StepsPerEpoch} steps per epoch, {total} steps, {CountTrainable()} trainable parameters");
 
         var orders = new Dictionary<int, int[]>();
@@ -116,6 +119,7 @@ public sealed class Trainer<TUnit>
             // resumed run draw the same masks as an uninterrupted one.
             model.SeedDropout(options.Seed * 1_000_003 + step);
             var batches = MicroBatches(step, orders);
+            method.PrepareStep(model, step, batches);
             long items = batches.Sum(method.CountItems);
             double lossSum = 0;
             var metricSums = new Dictionary<string, double>();
@@ -203,10 +207,10 @@ public sealed class Trainer<TUnit>
         var sums = new Dictionary<string, double>();
         using (no_grad())
         {
-            for (int i = 0; i < units.Count; i += options.BatchSize)
+            for (int i = 0; i < units.Count; i += options.UnitsPerMicroBatch)
             {
                 using var scope = NewDisposeScope();
-                var batch = units.Skip(i).Take(options.BatchSize).ToArray();
+                var batch = units.Skip(i).Take(options.UnitsPerMicroBatch).ToArray();
                 var output = method.Loss(model, batch);
                 lossSum += output.LossSum.item<float>();
                 items += method.CountItems(batch);
@@ -245,7 +249,7 @@ public sealed class Trainer<TUnit>
                 ["total_steps"] = TotalSteps,
                 ["epoch"] = (double)step / StepsPerEpoch,
                 ["train_units"] = train.Count,
-                ["batch_size"] = options.BatchSize,
+                ["batch_size"] = options.UnitsPerMicroBatch,
                 ["gradient_accumulation_steps"] = options.GradientAccumulationSteps,
                 ["seed"] = options.Seed,
                 ["num_tokens"] = tokensSeen,
@@ -278,7 +282,7 @@ public sealed class Trainer<TUnit>
                 throw new InputError($"{statePath}: {key}: the checkpoint was made with {saved} {what}, this run has {expected}; resume needs the same data and batching");
         }
         Same("train_units", train.Count, "training units");
-        Same("batch_size", options.BatchSize, "as batch size");
+        Same("batch_size", options.UnitsPerMicroBatch, "as batch size");
         Same("gradient_accumulation_steps", options.GradientAccumulationSteps, "accumulation steps");
         Same("seed", options.Seed, "as seed");
         if (model.Lora is not null) PeftAdapter.LoadWeights(model, dir);

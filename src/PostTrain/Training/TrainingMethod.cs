@@ -23,6 +23,19 @@ public abstract class TrainingMethod<TUnit>
     /// <summary>Tokens processed, for throughput.</summary>
     public abstract long CountTokens(IReadOnlyList<TUnit> units);
 
+    /// <summary>
+    /// Optimiser steps taken on each data batch before the next (online RL's num_iterations);
+    /// 1 for methods that train on fixed data.
+    /// </summary>
+    public virtual int StepsPerBatch => 1;
+
+    /// <summary>
+    /// Called before each optimiser step with the step's micro-batches, before
+    /// <see cref="CountItems"/> and <see cref="Loss"/> see them: online methods sample and score
+    /// their completions here. Fixed-data methods need nothing.
+    /// </summary>
+    public virtual void PrepareStep(CausalLM model, int step, IReadOnlyList<IReadOnlyList<TUnit>> microBatches) { }
+
     /// <summary>Summed loss of a micro-batch, with autograd; runs inside the loop's dispose scope.</summary>
     public abstract MicroBatchLoss Loss(CausalLM model, IReadOnlyList<TUnit> units);
 }

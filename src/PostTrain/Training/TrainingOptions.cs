@@ -26,6 +26,8 @@ public record TrainingOptions
     /// <summary>Sequences (or packed rows) per micro-batch.</summary>
     public int BatchSize { get; init; } = 8;
     public int GradientAccumulationSteps { get; init; } = 1;
+    /// <summary>The units (sequences, pairs, prompts) the loop puts in a micro-batch: --batch-size, unless a method counts it otherwise.</summary>
+    public virtual int UnitsPerMicroBatch => BatchSize;
     public double Epochs { get; init; } = 3;
     /// <summary>When positive, overrides <see cref="Epochs"/>.</summary>
     public int MaxSteps { get; init; } = -1;

@@ -1,0 +1,83 @@
+using PostTrain.Training;
+
+namespace PostTrain.Trainers;
+
+/// <summary>The advantage estimator: GRPO's group-normalised rewards, or RLOO's leave-one-out baseline.</summary>
+public enum OnlineAlgorithm { Grpo, Rloo }
+
+/// <summary>How GRPO scales advantages (TRL's scale_rewards).</summary>
+public enum ScaleRewards { Group, Batch, None }
+
+/// <summary>How the token losses of a step are averaged (TRL's loss_type).</summary>
+public enum GrpoLossType { Grpo, Bnpo, DrGrpo, Dapo }
+
+/// <summary>
+/// Online RL options beyond the loop's, named and defaulted as TRL's GRPOConfig / RLOOConfig.
+/// --batch-size counts completions per micro-batch and is a multiple of --num-generations.
+/// </summary>
+public sealed record GrpoOptions : TrainingOptions
+{
+    public GrpoOptions()
+    {
+        LearningRate = 1e-6;
+        SaveSteps = 100;
+    }
+
+    public OnlineAlgorithm Algorithm { get; init; } = OnlineAlgorithm.Grpo;
+    /// <summary>Comma-separated reward names (math, format, model).</summary>
+    public string Reward { get; init; } = "math";
+    /// <summary>Comma-separated weights, one per reward; null: 1 each.</summary>
+    public string? RewardWeights { get; init; }
+    public string? RewardModel { get; init; }
+    public string? FormatPattern { get; init; }
+    public string AnswerField { get; init; } = "answer";
+    public string PromptField { get; init; } = "prompt";
+    /// <summary>Frozen reference for the KL term (only with beta &gt; 0); default: the initial model (with LoRA: the base).</summary>
+    public string? RefModel { get; init; }
+    /// <summary>Completions sampled per prompt (G).</summary>
+    public int NumGenerations { get; init; } = 8;
+    public int MaxCompletionLength { get; init; } = 256;
+    public double Temperature { get; init; } = 1.0;
+    public double TopP { get; init; } = 1.0;
+    public int TopK { get; init; }
+    /// <summary>Optimisation passes over each batch of completions (μ).</summary>
+    public int NumIterations { get; init; } = 1;
+    public double Epsilon { get; init; } = 0.2;
+    /// <summary>Upper clipping bound 1 + epsilon_high; null: epsilon (symmetric).</summary>
+    public double? EpsilonHigh { get; init; }
+    /// <summary>KL coefficient (GRPO: k3 per token in the loss; RLOO: sequence KL subtracted from the reward). null: TRL's default (GRPO 0, RLOO 0.05).</summary>
+    public double? Beta { get; init; }
+    public GrpoLossType LossType { get; init; } = GrpoLossType.Dapo;
+    public ScaleRewards ScaleRewards { get; init; } = ScaleRewards.Group;
+    /// <summary>Leave completions cut at --max-completion-length out of the loss.</summary>
+    public bool MaskTruncatedCompletions { get; init; }
+    /// <summary>Append prompts, completions and rewards to OUTPUT/completions.jsonl every N steps (0: never).</summary>
+    public int LogCompletionsSteps { get; init; } = 10;
+    public bool SkipInvalid { get; init; }
+
+    public double EffectiveBeta => Beta ?? (Algorithm == OnlineAlgorithm.Rloo ? 0.05 : 0.0);
+    public double EffectiveEpsilonHigh => EpsilonHigh ?? Epsilon;
+    /// <summary>Prompts per micro-batch: --batch-size counts completions, G per prompt.</summary>
+    public override int UnitsPerMicroBatch => BatchSize / NumGenerations;
+
+    public override void Validate()
+    {
+        base.Validate();
+        static void Require(bool ok, string option, string message)
+        {
+            if (!ok) throw new InputError($"--{option}: {message}");
+        }
+        Require(NumGenerations >= 2, "num-generations", $"must be at least 2 (advantages compare the samples of a prompt), got {NumGenerations}");
+        Require(BatchSize % NumGenerations == 0, "batch-size", $"counts completions and must be a multiple of --num-generations ({NumGenerations}), got {BatchSize}");
+        Require(MaxCompletionLength > 0, "max-completion-length", "must be positive");
+        Require(Temperature > 0 && double.IsFinite(Temperature), "temperature", "must be positive (online RL samples)");
+        Require(TopP is > 0 and <= 1, "top-p", "must be in (0, 1]");
+        Require(TopK >= 0, "top-k", "must be 0 (off) or positive");
+        Require(NumIterations >= 1, "num-iterations", "must be at least 1");
+        Require(Epsilon is > 0 and < 1, "epsilon", "must be in (0, 1)");
+        Require(EffectiveEpsilonHigh > 0, "epsilon-high", "must be positive");
+        Require(EffectiveBeta >= 0 && double.IsFinite(EffectiveBeta), "beta", "must not be negative");
+        Require(LogCompletionsSteps >= 0, "log-completions-steps", "must not be negative");
+        Require(EvalData is null, "eval-data", "is not supported by online RL yet (score held-out prompts with generate and a reward)");
+    }
+}

@@ -1,0 +1,437 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using PostTrain.Data;
+using PostTrain.Generation;
+using PostTrain.Models;
+using PostTrain.Rewards;
+using PostTrain.Training;
+using static TorchSharp.torch;
+
+namespace PostTrain.Trainers;
+
+/// <summary>A prompt ready for sampling: its token ids, the text rewards see, and its dataset row.</summary>
+public sealed record PromptUnit(int Index, int[] Ids, string Text, PromptExample Example);
+
+/// <summary>
+/// The arithmetic of GRPO and RLOO as TRL defines it: advantages from grouped rewards, the
+/// clipped token surrogate with an optional k3 KL penalty, and the loss types' normalisations.
+/// Rewards come ordered by prompt, G samples each.
+/// </summary>
+public static class GrpoMath
+{
+    /// <summary>
+    /// GRPO: reward minus its group's mean, divided by (std + 1e-4) of the group (scale "group"),
+    /// of the whole batch ("batch"), or not at all ("none"); std is torch's unbiased std.
+    /// Also returns each group's std (for reward_std and frac_reward_zero_std).
+    /// </summary>
+    public static (double[] Advantages, double[] GroupStd) GroupAdvantages(IReadOnlyList<double> rewards, int g, ScaleRewards scale)
+    {
+        int groups = rewards.Count / g;
+        var advantages = new double[rewards.Count];
+        var groupStd = new double[groups];
+        double batchStd = Std(rewards, 0, rewards.Count);
+        for (int p = 0; p < groups; p++)
+        {
+            double mean = 0;
+            for (int j = 0; j < g; j++) mean += rewards[p * g + j];
+            mean /= g;
+            groupStd[p] = Std(rewards, p * g, g);
+            double divisor = scale switch { ScaleRewards.Group => groupStd[p] + 1e-4, ScaleRewards.Batch => batchStd + 1e-4, _ => 1 };
+            for (int j = 0; j < g; j++) advantages[p * g + j] = (rewards[p * g + j] - mean) / divisor;
+        }
+        return (advantages, groupStd);
+    }
+
+    /// <summary>RLOO: each reward minus the mean of the other G-1 rewards of its prompt.</summary>
+    public static double[] LeaveOneOutAdvantages(IReadOnlyList<double> rewards, int g)
+    {
+        var advantages = new double[rewards.Count];
+        for (int p = 0; p < rewards.Count / g; p++)
+        {
+            double sum = 0;
+            for (int j = 0; j < g; j++) sum += rewards[p * g + j];
+            for (int j = 0; j < g; j++)
+            {
+                double r = rewards[p * g + j];
+                advantages[p * g + j] = r - (sum - r) / (g - 1);
+            }
+        }
+        return advantages;
+    }
+
+    static double Std(IReadOnlyList<double> x, int start, int n)
+    {
+        if (n < 2) return 0;
+        double mean = 0;
+        for (int i = 0; i < n; i++) mean += x[start + i];
+        mean /= n;
+        double ss = 0;
+        for (int i = 0; i < n; i++) ss += (x[start + i] - mean) * (x[start + i] - mean);
+        return Math.Sqrt(ss / (n - 1));
+    }
+
+    /// <summary>Per-token terms: the loss and the clipping indicators (and the KL when beta &gt; 0).</summary>
+    public sealed record TokenTerms(Tensor Loss, Tensor LowClipped, Tensor HighClipped, Tensor? Kl);
+
+    /// <summary>
+    /// ratio = exp(logp - old); loss = -min(ratio A, clip(ratio, 1 - epsLow, 1 + epsHigh) A)
+    /// + beta * (exp(ref - logp) - (ref - logp) - 1). A token is clipped low when ratio &lt;
+    /// 1 - epsLow with A &lt; 0, high when ratio &gt; 1 + epsHigh with A &gt; 0 (TRL's clip_ratio).
+    /// </summary>
+    public static TokenTerms TokenLoss(Tensor logps, Tensor oldLogps, Tensor? refLogps, Tensor advantages, double epsLow, double epsHigh, double beta)
+    {
+        var ratio = (logps - oldLogps).exp();
+        var clipped = ratio.clamp(1 - epsLow, 1 + epsHigh);
+        var loss = -minimum(ratio * advantages, clipped * advantages);
+        Tensor? kl = null;
+        if (beta != 0 && refLogps is not null)
+        {
+            var d = refLogps - logps;
+            kl = d.exp() - d - 1;
+            loss = loss + beta * kl;
+        }
+        using var noGrad = no_grad();
+        var r = ratio.detach();
+        var low = r.lt(1 - epsLow).logical_and(advantages.lt(0)).to(ScalarType.Float32);
+        var high = r.gt(1 + epsHigh).logical_and(advantages.gt(0)).to(ScalarType.Float32);
+        return new TokenTerms(loss, low, high, kl?.detach());
+    }
+
+    /// <summary>
+    /// The micro-batch's share of the step loss, to be divided by <see cref="Items"/> summed over
+    /// the step: grpo sums each completion's token mean (items: completions); bnpo takes the
+    /// micro-batch's token mean (items: 1 per micro-batch); dr_grpo sums tokens (items:
+    /// completions x max_completion_length); dapo sums tokens (items: the step's tokens).
+    /// </summary>
+    public static Tensor LossSum(Tensor tokenLoss, Tensor sequenceOfToken, int sequences, GrpoLossType type)
+    {
+        switch (type)
+        {
+            case GrpoLossType.Grpo:
+            {
+                var sums = zeros(sequences, dtype: tokenLoss.dtype).index_add(0, sequenceOfToken, tokenLoss, 1);
+                var counts = zeros(sequences, dtype: tokenLoss.dtype).index_add(0, sequenceOfToken, ones_like(tokenLoss), 1);
+                return (sums / counts.clamp_min(1)).sum();
+            }
+            case GrpoLossType.Bnpo:
+                return tokenLoss.sum() / Math.Max(1, tokenLoss.shape[0]);
+            default:
+                return tokenLoss.sum();
+        }
+    }
+
+    /// <summary>The normaliser's share of a micro-batch for <see cref="LossSum"/>.</summary>
+    public static long Items(GrpoLossType type, int completions, long tokens, int maxCompletionLength) => type switch
+    {
+        GrpoLossType.Grpo => completions,
+        GrpoLossType.Bnpo => 1,
+        GrpoLossType.DrGrpo => (long)completions * maxCompletionLength,
+        _ => tokens,
+    };
+}
+
+/// <summary>
+/// GRPO and RLOO on the shared loop: before each data step the policy samples G completions
+/// per prompt (the generation engine, seeded by the step), the rewards score them, and
+/// advantages are computed (group-normalised, or leave-one-out); the step then optimises the
+/// clipped surrogate on those completions for --num-iterations steps, with importance ratios
+/// against the log-probabilities at sampling time. Log-probabilities are those of the
+/// temperature-scaled logits, as TRL computes them.
+/// </summary>
+public sealed class GrpoMethod : TrainingMethod<PromptUnit>
+{
+    readonly GrpoOptions options;
+    readonly RewardSet rewards;
+    readonly ReferenceModel? reference;
+    readonly Func<IReadOnlyList<int>, string>? decode;
+    readonly IReadOnlyList<int> eos;
+    readonly string? completionsLog;
+    readonly Dictionary<string, Rollout> rollouts = new();
+    int rolloutDataStep = -1;
+
+    /// <summary>Sampled completions of a micro-batch with everything its loss needs.</summary>
+    sealed class Rollout
+    {
+        public required int[][] Prompts, Completions;
+        public required bool[] Truncated;
+        public required double[] Advantages, Rewards;
+        public required double?[][] PerFunction;
+        public required double[] GroupStd;
+        public float[]? OldLogps, RefLogps; // per trained token, in row order
+        public long Tokens;
+    }
+
+    /// <param name="decode">Token ids to text (the tokenizer's decode, special tokens skipped) for the rewards.</param>
+    /// <param name="eosTokenIds">End-of-sequence ids: a completion ends at one (else it is truncated).</param>
+    /// <param name="completionsLog">OUTPUT/completions.jsonl, or null not to log.</param>
+    public GrpoMethod(GrpoOptions options, RewardSet rewards, ReferenceModel? reference, Func<IReadOnlyList<int>, string>? decode,
+        IReadOnlyList<int> eosTokenIds, string? completionsLog)
+    {
+        this.options = options;
+        this.rewards = rewards;
+        this.reference = options.EffectiveBeta > 0 ? reference ?? throw new ArgumentException("beta > 0 needs a reference model") : null;
+        this.decode = decode;
+        eos = eosTokenIds;
+        this.completionsLog = completionsLog;
+    }
+
+    public override int StepsPerBatch => options.NumIterations;
+
+    static string Key(IReadOnlyList<PromptUnit> units) => string.Join(",", units.Select(u => u.Index));
+
+    Rollout Get(IReadOnlyList<PromptUnit> units) =>
+        rollouts.TryGetValue(Key(units), out var r) ? r : throw new InvalidOperationException("no completions were sampled for these prompts (PrepareStep was not called)");
+
+    public override long CountItems(IReadOnlyList<PromptUnit> units)
+    {
+        var r = Get(units);
+        return GrpoMath.Items(options.LossType, r.Completions.Length, r.Tokens, options.MaxCompletionLength);
+    }
+
+    public override long CountTokens(IReadOnlyList<PromptUnit> units)
+    {
+        var r = Get(units);
+        return r.Prompts.Sum(p => (long)p.Length) + r.Completions.Sum(c => (long)c.Length);
+    }
+
+    public override void PrepareStep(CausalLM model, int step, IReadOnlyList<IReadOnlyList<PromptUnit>> microBatches)
+    {
+        int dataStep = step / options.NumIterations;
+        if (dataStep == rolloutDataStep && microBatches.All(b => rollouts.ContainsKey(Key(b)))) return; // the next iteration on the same completions
+        rollouts.Clear();
+        rolloutDataStep = dataStep;
+        bool wasTraining = model.training;
+        model.eval();
+        try
+        {
+            var engine = new GenerationEngine(model, decode);
+            int g = options.NumGenerations;
+            var sampled = new List<(IReadOnlyList<PromptUnit> Units, Completion[][] Completions)>();
+            for (int k = 0; k < microBatches.Count; k++)
+            {
+                var sampling = new SamplingOptions
+                {
+                    MaxNewTokens = options.MaxCompletionLength, Temperature = options.Temperature, TopP = options.TopP, TopK = options.TopK,
+                    N = g, Seed = options.Seed * 1_000_003 + dataStep * 1_009L + k, EosTokenIds = eos, BatchSize = Math.Max(g, options.BatchSize),
+                };
+                sampled.Add((microBatches[k], engine.Generate(microBatches[k].Select(u => u.Ids).ToList(), sampling)));
+            }
+            // Rewards of the whole step (batch scaling normalises over all of them).
+            var samples = sampled.SelectMany(s => s.Units.SelectMany((u, i) => s.Completions[i].Select(c => new RewardSample(
+                u.Text, u.Example.Messages, c.Text ?? decode?.Invoke(c.TokenIds) ?? "", c.TokenIds, u.Example.Row)))).ToList();
+            var scores = rewards.Score(samples);
+            int offset = 0;
+            var built = new List<Rollout>();
+            foreach (var (units, completions) in sampled)
+            {
+                int n = units.Count * g;
+                var total = scores.Total.Skip(offset).Take(n).ToArray();
+                var per = scores.PerFunction.Select(f => f.Skip(offset).Take(n).ToArray()).ToArray();
+                var flat = completions.SelectMany(c => c).ToArray();
+                var rollout = new Rollout
+                {
+                    Prompts = units.SelectMany(u => Enumerable.Repeat(u.Ids, g)).ToArray(),
+                    Completions = flat.Select(c => c.TokenIds).ToArray(),
+                    Truncated = flat.Select(c => c.FinishReason == "length").ToArray(),
+                    Rewards = total,
+                    PerFunction = per,
+                    Advantages = [],
+                    GroupStd = [],
+                };
+                rollout.Tokens = Enumerable.Range(0, n).Where(i => !Masked(rollout, i)).Sum(i => (long)rollout.Completions[i].Length);
+                built.Add(rollout);
+                offset += n;
+            }
+            ComputeAdvantages(model, built);
+            for (int k = 0; k < built.Count; k++) rollouts[Key(sampled[k].Units)] = built[k];
+            if (completionsLog is not null && options.LogCompletionsSteps > 0 && step % options.LogCompletionsSteps == 0)
+                LogCompletions(step, samples, scores, built.SelectMany(b => b.Advantages).ToArray());
+        }
+        finally
+        {
+            if (wasTraining) model.train();
+        }
+    }
+
+    bool Masked(Rollout r, int i) => options.MaskTruncatedCompletions && r.Truncated[i];
+
+    void ComputeAdvantages(CausalLM model, List<Rollout> built)
+    {
+        int g = options.NumGenerations;
+        double beta = options.EffectiveBeta;
+        bool needOld = options.NumIterations > 1 || (options.Algorithm == OnlineAlgorithm.Rloo && beta > 0);
+        foreach (var r in built)
+        {
+            using var scope = NewDisposeScope();
+            using var noGrad = no_grad();
+            var rows = Rows.Build(r, this);
+            if (needOld) r.OldLogps = rows.Tokens == 0 ? [] : Score(model, rows).Logps.data<float>().ToArray();
+            if (beta > 0) r.RefLogps = rows.Tokens == 0 ? [] : reference!.Run(model, m => Score(m, rows).Logps).data<float>().ToArray();
+        }
+        if (options.Algorithm == OnlineAlgorithm.Grpo)
+        {
+            var all = built.SelectMany(r => r.Rewards).ToArray();
+            var (advantages, groupStd) = GrpoMath.GroupAdvantages(all, g, options.ScaleRewards);
+            int offset = 0;
+            foreach (var r in built)
+            {
+                r.Advantages = advantages.Skip(offset).Take(r.Rewards.Length).ToArray();
+                r.GroupStd = groupStd.Skip(offset / g).Take(r.Rewards.Length / g).ToArray();
+                offset += r.Rewards.Length;
+            }
+            return;
+        }
+        // RLOO (TRL's RLOOTrainer): the sequence KL to the reference is taken from the reward.
+        foreach (var r in built)
+        {
+            var shaped = r.Rewards.ToArray();
+            if (beta > 0)
+            {
+                int t = 0;
+                for (int i = 0; i < shaped.Length; i++)
+                {
+                    if (Masked(r, i)) continue;
+                    double kl = 0;
+                    for (int k = 0; k < r.Completions[i].Length; k++, t++) kl += r.OldLogps![t] - r.RefLogps![t];
+                    shaped[i] -= beta * kl;
+                }
+            }
+            r.Advantages = GrpoMath.LeaveOneOutAdvantages(shaped, g);
+            r.GroupStd = GrpoMath.GroupAdvantages(r.Rewards, g, ScaleRewards.None).GroupStd;
+        }
+    }
+
+    /// <summary>A micro-batch's rows (prompt + completion, right-padded) and its trained tokens.</summary>
+    sealed class Rows
+    {
+        public required Tensor InputIds, RowIndex, ColIndex, Targets, SequenceOfToken;
+        public required int Tokens;
+
+        public static Rows Build(Rollout r, GrpoMethod method)
+        {
+            int n = r.Completions.Length;
+            int width = Enumerable.Range(0, n).Max(i => r.Prompts[i].Length + r.Completions[i].Length);
+            var ids = new long[n * width];
+            var rowIndex = new List<long>();
+            var colIndex = new List<long>();
+            var targets = new List<long>();
+            for (int i = 0; i < n; i++)
+            {
+                var (p, c) = (r.Prompts[i], r.Completions[i]);
+                for (int t = 0; t < p.Length; t++) ids[i * width + t] = p[t];
+                for (int k = 0; k < c.Length; k++)
+                {
+                    ids[i * width + p.Length + k] = c[k];
+                    if (method.Masked(r, i)) continue;
+                    rowIndex.Add(i);
+                    colIndex.Add(p.Length + k - 1);
+                    targets.Add(c[k]);
+                }
+            }
+            return new Rows
+            {
+                InputIds = tensor(ids, [n, width]),
+                RowIndex = tensor(rowIndex.ToArray()),
+                ColIndex = tensor(colIndex.ToArray()),
+                Targets = tensor(targets.ToArray()),
+                SequenceOfToken = tensor(rowIndex.ToArray()),
+                Tokens = targets.Count,
+            };
+        }
+    }
+
+    /// <summary>Log-probabilities of the trained tokens under logits / temperature (chunked: the [tokens, vocab] logits never exist whole), and their entropies.</summary>
+    (Tensor Logps, Tensor Entropy) Score(CausalLM model, Rows rows, bool entropy = false)
+    {
+        var hidden = model.ForwardHidden(rows.InputIds);
+        var picked = hidden[rows.RowIndex, rows.ColIndex] / options.Temperature;
+        var weight = model.OutputWeight;
+        int chunk = (int)Math.Max(1, (256L << 20) / (model.Config.VocabSize * 4L));
+        var logps = ChunkedTokenLogProbs.Apply(picked, weight, rows.Targets, chunk, new ChunkedTokenLogProbs.Stats());
+        if (!entropy) return (logps, zeros(0));
+        var ent = empty(rows.Tokens, dtype: ScalarType.Float32);
+        using (no_grad())
+            for (long start = 0; start < rows.Tokens; start += chunk)
+            {
+                using var scope = NewDisposeScope();
+                long n = Math.Min(chunk, rows.Tokens - start);
+                var lp = picked.narrow(0, start, n).matmul(weight.t()).to(ScalarType.Float32).log_softmax(1);
+                ent.narrow(0, start, n).copy_(-(lp.exp() * lp).sum(1));
+            }
+        return (logps, ent);
+    }
+
+    public override MicroBatchLoss Loss(CausalLM model, IReadOnlyList<PromptUnit> units)
+    {
+        var r = Get(units);
+        var rows = Rows.Build(r, this);
+        long items = CountItems(units);
+        var metrics = RewardMetrics(r);
+        if (rows.Tokens == 0)
+        {
+            var none = model.ForwardHidden(rows.InputIds).sum() * 0;
+            return new MicroBatchLoss(none, Scale(metrics, items));
+        }
+        var (logps, entropy) = Score(model, rows, entropy: true);
+        var old = r.OldLogps is null ? logps.detach() : tensor(r.OldLogps);
+        var refLogps = options.Algorithm == OnlineAlgorithm.Grpo && r.RefLogps is not null ? tensor(r.RefLogps) : null;
+        var advantages = tensor(r.Advantages.Select(a => (float)a).ToArray())[rows.SequenceOfToken];
+        double beta = options.Algorithm == OnlineAlgorithm.Grpo ? options.EffectiveBeta : 0;
+        var terms = GrpoMath.TokenLoss(logps, old, refLogps, advantages, options.Epsilon, options.EffectiveEpsilonHigh, beta);
+        var loss = GrpoMath.LossSum(terms.Loss, rows.SequenceOfToken, r.Completions.Length, options.LossType);
+        using (no_grad())
+        {
+            double Mean(Tensor t) => t.to(ScalarType.Float64).mean().item<double>();
+            metrics["clip_ratio/low_mean"] = Mean(terms.LowClipped);
+            metrics["clip_ratio/high_mean"] = Mean(terms.HighClipped);
+            metrics["clip_ratio/region_mean"] = Mean(terms.LowClipped.logical_or(terms.HighClipped).to(ScalarType.Float32));
+            metrics["entropy"] = Mean(entropy);
+            if (terms.Kl is not null) metrics["kl"] = Mean(terms.Kl);
+            else if (options.Algorithm == OnlineAlgorithm.Rloo && r.RefLogps is not null) metrics["kl"] = Mean(old - tensor(r.RefLogps));
+        }
+        return new MicroBatchLoss(loss, Scale(metrics, items));
+    }
+
+    // The loop divides metric sums by the step's items: weight each micro-batch mean by its items.
+    static Dictionary<string, double> Scale(Dictionary<string, double> means, long items) =>
+        means.ToDictionary(kv => kv.Key, kv => kv.Value * items);
+
+    Dictionary<string, double> RewardMetrics(Rollout r)
+    {
+        var m = new Dictionary<string, double>
+        {
+            ["reward"] = r.Rewards.Average(),
+            ["reward_std"] = r.GroupStd.Average(),
+            ["frac_reward_zero_std"] = r.GroupStd.Count(s => s < 1e-8) / (double)r.GroupStd.Length,
+            ["completions/mean_length"] = r.Completions.Average(c => c.Length),
+            ["completions/clipped_ratio"] = r.Truncated.Count(t => t) / (double)r.Truncated.Length,
+        };
+        var names = rewards.Names;
+        for (int f = 0; f < names.Count; f++)
+        {
+            var applied = r.PerFunction[f].Where(v => v is not null).Select(v => v!.Value).ToList();
+            m[$"rewards/{names[f]}/mean"] = applied.Count > 0 ? applied.Average() : double.NaN;
+        }
+        return m;
+    }
+
+    void LogCompletions(int step, List<RewardSample> samples, RewardScores scores, double[] advantages)
+    {
+        var names = rewards.Names;
+        using var writer = File.AppendText(completionsLog!);
+        for (int i = 0; i < samples.Count; i++)
+        {
+            var per = new JsonObject();
+            for (int f = 0; f < names.Count; f++) per[names[f]] = scores.PerFunction[f][i] is { } v ? v : null;
+            writer.WriteLine(new JsonObject
+            {
+                ["step"] = step,
+                ["prompt"] = samples[i].Prompt,
+                ["completion"] = samples[i].Completion,
+                ["reward"] = scores.Total[i],
+                ["rewards"] = per,
+                ["advantage"] = advantages[i],
+            }.ToJsonString(new JsonSerializerOptions { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }));
+        }
+    }
+}
