@@ -18,6 +18,7 @@ public static class Program
         new ModelBenchmark(),
         new GenerationBenchmark(),
         new SftBenchmark(),
+        new GrpoBenchmark(),
         new TokenizerBenchmark(),
     ];
 

@@ -82,9 +82,12 @@ public static class GrpoCommand
             }).ToList();
             if (truncated > 0) stdout.WriteLine($"Truncated {truncated} prompts to their last {maxPrompt} tokens (--max-length, and room for --max-completion-length)");
 
+            var rewardNames = options.Reward.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+            if (rewardNames.Contains("math"))
+                foreach (var e in data.Examples.Where(e => e.Row[options.AnswerField] is null))
+                    throw new InputError($"{e.Source}: {options.AnswerField}: missing (the math reward's reference answer; --answer-field names another field)");
             var rewardSettings = new RewardSettings { AnswerField = options.AnswerField, FormatPattern = options.FormatPattern, RewardModel = options.RewardModel };
-            var functions = options.Reward.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
-                .Select(n => BuiltInRewards.Create(n, rewardSettings)).ToList();
+            var functions = rewardNames.Select(n => BuiltInRewards.Create(n, rewardSettings)).ToList();
             try
             {
                 var rewardSet = new RewardSet(functions, RewardSet.ParseWeights(options.RewardWeights));

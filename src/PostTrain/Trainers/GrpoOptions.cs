@@ -77,6 +77,7 @@ public sealed record GrpoOptions : TrainingOptions
         Require(Epsilon is > 0 and < 1, "epsilon", "must be in (0, 1)");
         Require(EffectiveEpsilonHigh > 0, "epsilon-high", "must be positive");
         Require(EffectiveBeta >= 0 && double.IsFinite(EffectiveBeta), "beta", "must not be negative");
+        Require(SaveSteps % NumIterations == 0, "save-steps", $"must be a multiple of --num-iterations ({NumIterations}): a checkpoint between the iterations on one batch could not resume it exactly");
         Require(LogCompletionsSteps >= 0, "log-completions-steps", "must not be negative");
         Require(EvalData is null, "eval-data", "is not supported by online RL yet (score held-out prompts with generate and a reward)");
     }

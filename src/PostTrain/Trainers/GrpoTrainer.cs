@@ -177,6 +177,9 @@ public sealed class GrpoMethod : TrainingMethod<PromptUnit>
 
     public override int StepsPerBatch => options.NumIterations;
 
+    /// <summary>Seconds the last <see cref="PrepareStep"/> spent generating (the rest scored: rewards and log-probabilities).</summary>
+    public double LastSamplingSeconds { get; private set; }
+
     static string Key(IReadOnlyList<PromptUnit> units) => string.Join(",", units.Select(u => u.Index));
 
     Rollout Get(IReadOnlyList<PromptUnit> units) =>
@@ -206,6 +209,7 @@ public sealed class GrpoMethod : TrainingMethod<PromptUnit>
         {
             var engine = new GenerationEngine(model, decode);
             int g = options.NumGenerations;
+            var clock = System.Diagnostics.Stopwatch.StartNew();
             var sampled = new List<(IReadOnlyList<PromptUnit> Units, Completion[][] Completions)>();
             for (int k = 0; k < microBatches.Count; k++)
             {
@@ -216,6 +220,7 @@ public sealed class GrpoMethod : TrainingMethod<PromptUnit>
                 };
                 sampled.Add((microBatches[k], engine.Generate(microBatches[k].Select(u => u.Ids).ToList(), sampling)));
             }
+            LastSamplingSeconds = clock.Elapsed.TotalSeconds;
             // Rewards of the whole step (batch scaling normalises over all of them).
             var samples = sampled.SelectMany(s => s.Units.SelectMany((u, i) => s.Completions[i].Select(c => new RewardSample(
                 u.Text, u.Example.Messages, c.Text ?? decode?.Invoke(c.TokenIds) ?? "", c.TokenIds, u.Example.Row)))).ToList();
