@@ -4,6 +4,7 @@ using PostTrain.Models;
 using PostTrain.Rewards;
 using PostTrain.Trainers;
 using PostTrain.Training;
+using TorchSharp;
 using Xunit.Abstractions;
 using static TorchSharp.torch;
 
@@ -195,5 +196,19 @@ public class GrpoTests(ITestOutputHelper output)
         Assert.True(region[1] > 0 && region[2] > 0); // a large step moves ratios out of [0.99, 1.01]
         // The same completions for the num_iterations steps of a batch: identical reward metrics.
         Assert.Equal(lines[0]["reward"]!.GetValue<double>(), lines[2]["reward"]!.GetValue<double>());
+    }
+
+    [Fact]
+    public void LiveTensorsDoNotGrowOverSteps()
+    {
+        using var model = TestModels.Random(TestModels.Config(Architecture.Qwen2, tied: true), seed: 1, std: 0.1);
+        var units = Enumerable.Range(0, 4).Select(i => new PromptUnit(i, [5 + i, 9, 13], $"p{i}", new PromptExample("x", $"p{i}", null, null, new JsonObject()))).ToList();
+        using var reference = new ReferenceModel(TestModels.Random(TestModels.Config(Architecture.Qwen2, tied: true), seed: 1, std: 0.1));
+        var options = new GrpoOptions { NumGenerations = 2, BatchSize = 4, MaxCompletionLength = 4, MaxSteps = 2, SaveSteps = 0, LogCompletionsSteps = 0, NumIterations = 2, Beta = 0.1, LoggingSteps = 1 };
+        GrpoMethod Method() => new(options, new RewardSet([EvenTokens]), reference, null, [2], null);
+        new Trainer<PromptUnit>(model, Method(), units, null, options, TestModels.TempDir(), null).Train(TextWriter.Null);
+        long before = DisposeScopeManager.Statistics.ThreadTotalLiveCount;
+        new Trainer<PromptUnit>(model, Method(), units, null, options with { MaxSteps = 12 }, TestModels.TempDir(), null).Train(TextWriter.Null);
+        Assert.Equal(before, DisposeScopeManager.Statistics.ThreadTotalLiveCount);
     }
 }
