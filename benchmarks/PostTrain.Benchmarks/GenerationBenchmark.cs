@@ -41,7 +41,7 @@ public sealed class GenerationBenchmark : IBenchmark
             .Select(_ => Enumerable.Range(0, length).Select(_ => random.Next(config.VocabSize)).ToArray()).ToArray();
 
         // Greedy, no eos: every sequence decodes exactly newTokens tokens.
-        var decodeOptions = new SamplingOptions { Temperature = 0, MaxNewTokens = newTokens, EosTokenIds = [], BatchSize = Math.Max(batch, 1) };
+        var decodeOptions = new SamplingOptions { Temperature = double.Parse(options.Get("temperature", "0"), System.Globalization.CultureInfo.InvariantCulture), MaxNewTokens = newTokens, EosTokenIds = [], BatchSize = Math.Max(batch, 1) };
         (double TokensPerSecond, double PrefillTokensPerSecond) Decode(int rows, int length, int maxNew)
         {
             double best = 0, bestPrefill = 0;

@@ -210,15 +210,20 @@ public sealed class GrpoMethod : TrainingMethod<PromptUnit>
             var engine = new GenerationEngine(model, decode);
             int g = options.NumGenerations;
             var clock = System.Diagnostics.Stopwatch.StartNew();
-            var sampled = new List<(IReadOnlyList<PromptUnit> Units, Completion[][] Completions)>();
-            for (int k = 0; k < microBatches.Count; k++)
+            // Every prompt of the step in one call: decoding batches all their samples together.
+            var sampling = new SamplingOptions
             {
-                var sampling = new SamplingOptions
-                {
-                    MaxNewTokens = options.MaxCompletionLength, Temperature = options.Temperature, TopP = options.TopP, TopK = options.TopK,
-                    N = g, Seed = options.Seed * 1_000_003 + dataStep * 1_009L + k, EosTokenIds = eos, BatchSize = Math.Max(g, options.BatchSize),
-                };
-                sampled.Add((microBatches[k], engine.Generate(microBatches[k].Select(u => u.Ids).ToList(), sampling)));
+                MaxNewTokens = options.MaxCompletionLength, Temperature = options.Temperature, TopP = options.TopP, TopK = options.TopK,
+                N = g, Seed = options.Seed * 1_000_003 + dataStep, EosTokenIds = eos,
+                BatchSize = Math.Max(g, microBatches.Sum(b => b.Count) * g),
+            };
+            var all = engine.Generate(microBatches.SelectMany(b => b.Select(u => u.Ids)).ToList(), sampling);
+            var sampled = new List<(IReadOnlyList<PromptUnit> Units, Completion[][] Completions)>();
+            int first = 0;
+            foreach (var b in microBatches)
+            {
+                sampled.Add((b, all.Skip(first).Take(b.Count).ToArray()));
+                first += b.Count;
             }
             LastSamplingSeconds = clock.Elapsed.TotalSeconds;
             // Rewards of the whole step (batch scaling normalises over all of them).
