@@ -12,16 +12,7 @@ public class DpoCommandTests(ITestOutputHelper output)
         ["loss", "rewards/chosen", "rewards/rejected", "rewards/accuracies", "rewards/margins", "logps/chosen", "logps/rejected", "logits/chosen", "logits/rejected"];
 
     /// <summary>A tiny model with the tiny test tokenizer (ChatML template), and a directory to run in.</summary>
-    static (string Root, string Model) Setup()
-    {
-        var root = TestModels.TempDir();
-        var tok = Path.Combine(root, "tokenizer");
-        TestTokenizers.WriteTiny(tok);
-        var model = Path.Combine(root, "model");
-        var (code, _, stderr) = CliRunner.Run("init", "--arch", "qwen2", "--output", model, "--tokenizer", tok, "--hidden-size", "32", "--heads", "4", "--kv-heads", "2", "--intermediate-size", "64", "--seed", "3");
-        Assert.True(code == 0, stderr);
-        return (root, model);
-    }
+    static (string Root, string Model) Setup() => CliRunner.TinyModel("qwen2", "--seed", "3");
 
     static JsonObject User(string text) => new() { ["role"] = "user", ["content"] = text };
     static JsonObject Assistant(string text) => new() { ["role"] = "assistant", ["content"] = text };

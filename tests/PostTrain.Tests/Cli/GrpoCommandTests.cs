@@ -5,16 +5,7 @@ namespace PostTrain.Tests.Cli;
 
 public class GrpoCommandTests
 {
-    static (string Root, string Model) Setup()
-    {
-        var root = TestModels.TempDir();
-        var tok = Path.Combine(root, "tokenizer");
-        TestTokenizers.WriteTiny(tok);
-        var model = Path.Combine(root, "model");
-        var (code, _, stderr) = CliRunner.Run("init", "--arch", "qwen2", "--output", model, "--tokenizer", tok, "--hidden-size", "32", "--heads", "4", "--kv-heads", "2", "--intermediate-size", "64");
-        Assert.True(code == 0, stderr);
-        return (root, model);
-    }
+    static (string Root, string Model) Setup() => CliRunner.TinyModel("qwen2");
 
     static string Write(string root, string name, IEnumerable<JsonObject> lines)
     {

@@ -7,12 +7,7 @@ public class LoraCommandTests
 {
     static (string Root, string Model, string Data) Setup()
     {
-        var root = TestModels.TempDir();
-        var tok = Path.Combine(root, "tokenizer");
-        TestTokenizers.WriteTiny(tok);
-        var model = Path.Combine(root, "model");
-        var (code, _, stderr) = CliRunner.Run("init", "--arch", "qwen3", "--output", model, "--tokenizer", tok, "--hidden-size", "32", "--heads", "4", "--kv-heads", "2", "--intermediate-size", "64");
-        Assert.True(code == 0, stderr);
+        var (root, model) = CliRunner.TinyModel("qwen3");
         var data = Path.Combine(root, "train.jsonl");
         var names = new[] { "Ada", "Linus", "Grace", "Alan" };
         File.WriteAllLines(data, Enumerable.Range(0, 24).Select(i => new JsonObject
