@@ -6,7 +6,7 @@
 #   4. supervised fine-tuning on the conversations (loss on assistant turns only);
 #   5. score the held-out conversations again with the fine-tuned model;
 #   6. generate answers to held-out questions with the KV-cache engine (greedy).
-# DPO and online RL (GRPO) join this script as they land.
+# LoRA, DPO and GRPO/RLOO run on the same model directories: see README.md for their commands.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 runs=runs/demo
