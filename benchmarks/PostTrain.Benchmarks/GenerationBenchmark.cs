@@ -130,11 +130,13 @@ public sealed class GenerationBenchmark : IBenchmark
         double oneLayer = Time(() => layer0.Forward(hx, cos1, sin1, null));
         var x = randn(rows, c.HiddenSize).to(model.DType);
         double head = Time(() => model.Logits(x));
-        var weights = model.named_parameters().Where(p => p.name.Contains(".layers.") && p.parameter.dim() == 2).Select(p => (Tensor)p.parameter).ToArray();
-        var inputs = weights.Select(w => randn(rows, w.shape[1]).to(model.DType)).ToArray();
+        // The decoder layers' projections as the model runs them (the Gemv kernel for few rows).
+        var projections = model.modules().OfType<Projection>().ToArray();
+        var weights = projections.Select(p => (Tensor)p.Weight).ToArray();
+        var inputs = projections.Select(p => randn(rows, p.InFeatures).to(model.DType)).ToArray();
         double layers = Time(() =>
         {
-            for (int i = 0; i < weights.Length; i++) nn.functional.linear(inputs[i], weights[i]);
+            for (int i = 0; i < projections.Length; i++) projections[i].forward(inputs[i]);
         });
         double bw = CopyBandwidth();
         long headBytes = model.OutputWeight.numel() * model.OutputWeight.ElementSize;

@@ -143,8 +143,11 @@ public sealed class CausalLM : nn.Module
         return hidden.MoveToOuterDisposeScope();
     }
 
-    /// <summary>Logits for hidden states [..., hidden] -> [..., vocab].</summary>
-    public Tensor Logits(Tensor hidden) => nn.functional.linear(hidden, OutputWeight);
+    /// <summary>
+    /// Logits for hidden states [..., hidden] -> [..., vocab]; a few rows without autograd
+    /// (decoding) take the <see cref="Gemv"/> kernel.
+    /// </summary>
+    public Tensor Logits(Tensor hidden) => Gemv.LinearOrTorch(hidden, OutputWeight, null);
 
     /// <summary>Logits [batch, seq, vocab]; see <see cref="ForwardHidden"/> for the arguments.</summary>
     public Tensor Forward(Tensor inputIds, Tensor? attentionMask = null, Tensor? positionIds = null, KvCache? cache = null)
