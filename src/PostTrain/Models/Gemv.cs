@@ -22,12 +22,18 @@ internal static unsafe class Gemv
     /// <summary>The most input rows (flattened over batch and sequence) the kernel takes.</summary>
     public const int MaxRows = 4;
 
+    /// <summary>
+    /// The most rows for which the kernel replaces libtorch: 4 for float32 weights; 3 for
+    /// bfloat16, where at 4 rows libtorch is as fast (measured with `generate --micro 1`).
+    /// </summary>
+    public static int RowLimit(ScalarType dtype) => dtype == ScalarType.BFloat16 ? 3 : MaxRows;
+
     // At least this many weight bytes per parallel chunk.
     const long MinChunkBytes = 256 << 10;
 
     /// <summary>
     /// Whether <see cref="Linear"/> may replace nn.functional.linear(x, weight, bias): autograd
-    /// off, CPU, contiguous, float32 or bfloat16 throughout, 1..MaxRows rows.
+    /// off, CPU, contiguous, float32 or bfloat16 throughout, 1..<see cref="RowLimit"/> rows.
     /// </summary>
     public static bool Applies(Tensor x, Tensor weight, Tensor? bias)
     {
@@ -39,7 +45,7 @@ internal static unsafe class Gemv
         long inFeatures = weight.size(1), outFeatures = weight.size(0);
         if (inFeatures == 0 || outFeatures == 0 || x.size(-1) != inFeatures) return false;
         long rows = x.numel() / inFeatures;
-        if (rows < 1 || rows > MaxRows) return false;
+        if (rows < 1 || rows > RowLimit(dtype)) return false;
         if (!x.is_contiguous() || !weight.is_contiguous()) return false;
         if (bias is not null && (bias.dtype != dtype || bias.device_type != DeviceType.CPU || bias.dim() != 1
             || bias.size(0) != outFeatures || !bias.is_contiguous())) return false;
@@ -66,7 +72,9 @@ internal static unsafe class Gemv
         {
             job.Set(xp, wp, bias is null ? null : bp, yp, rows, k, n, bf16);
             long weightBytes = n * k * (bf16 ? 2 : 4);
-            int count = chunks ?? (int)Math.Clamp(weightBytes / MinChunkBytes, 1, Math.Max(1, get_num_threads()) * 4L);
+            int threads = get_num_threads();
+            int count = chunks ?? (int)Math.Clamp(weightBytes / MinChunkBytes, 1, Math.Max(1, threads) * 4L);
+            if (threads <= 1 && chunks is null) count = 1;
             count = (int)Math.Clamp(count, 1, (n + 3) / 4);
             job.Chunks = count;
             if (count == 1) job.Run(0);
@@ -116,6 +124,7 @@ internal static unsafe class Gemv
 
         // bfloat16 x to float32, each block of 2*width elements stored as its even elements then
         // its odd ones, the order in which the kernel unpacks a block of packed bfloat16 weights.
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)] // no slow first calls under tiered compilation
         void Prepare(int width)
         {
             var src = (ushort*)x;
@@ -225,6 +234,7 @@ internal static unsafe class Gemv
         static float Finish(Job job, V a, V b, float* xr, byte* wr, long full) =>
             S.Sum(S.Add(a, b)) + job.Tail<T>(xr, wr, full);
 
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)] // no slow first calls under tiered compilation
         public static void One(Job job, int r, long o)
         {
             long k = job.K, full = Full(k);
@@ -240,6 +250,7 @@ internal static unsafe class Gemv
             job.Store<T>(r, o, Finish(job, a0, b0, x, w0, full));
         }
 
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)] // no slow first calls under tiered compilation
         public static void Rows1x4(Job job, long o)
         {
             long k = job.K, full = Full(k);
@@ -264,6 +275,7 @@ internal static unsafe class Gemv
             job.Store<T>(0, o + 3, Finish(job, a3, b3, x, w3, full));
         }
 
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)] // no slow first calls under tiered compilation
         public static void Rows2x2(Job job, long o)
         {
             long k = job.K, full = Full(k);
@@ -288,6 +300,7 @@ internal static unsafe class Gemv
         }
 
         // Three or four rows; with three the fourth reads row 2 again and is not stored.
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)] // no slow first calls under tiered compilation
         public static void Rows4x2(Job job, long o)
         {
             long k = job.K, full = Full(k);

@@ -15,7 +15,7 @@ public class GemvTests
 
     static Tensor Run(Tensor x, Tensor w, Tensor? b)
     {
-        Assert.True(Gemv.Applies(x, w, b));
+        Assert.Equal(x.numel() / w.shape[1] <= Gemv.RowLimit(w.dtype), Gemv.Applies(x, w, b));
         return Gemv.Linear(x, w, b);
     }
 
@@ -124,6 +124,9 @@ public class GemvTests
         using var noGrad = no_grad();
         Assert.True(Gemv.Applies(x, w, null));
         Assert.True(Gemv.Applies(randn(2, 2, 16), w, null));
+        Assert.True(Gemv.Applies(randn(4, 16), w, null));
+        Assert.False(Gemv.Applies(randn(4, 16).to(ScalarType.BFloat16), w.to(ScalarType.BFloat16), null));
+        Assert.True(Gemv.Applies(randn(3, 16).to(ScalarType.BFloat16), w.to(ScalarType.BFloat16), null));
         Assert.False(Gemv.Applies(randn(Gemv.MaxRows + 1, 16), w, null));
         Assert.False(Gemv.Applies(randn(16, 2).t(), w, null)); // x not contiguous
         Assert.False(Gemv.Applies(x, randn(16, 8).t(), null)); // weight not contiguous
