@@ -109,6 +109,7 @@ public sealed class GenerationEngine
 
         using var cache = new KvCache(config, rowsTotal, width + maxLimit, model.DType);
         Tensor? logits = null, positions = null, present = null; // [batch, vocab] f32, [batch] i64, [batch, vocab] bool
+        IDisposable? smallBatch = null; // from the step where few enough rows remain (see Gemv.SmallBatchDecoding)
         try
         {
             // Prefill: every prompt once, left-padded, positions counting from each first real token.
@@ -182,6 +183,7 @@ public sealed class GenerationEngine
                     if (penalty) present = Swap(present, present!.index_select(0, index));
                     active = keepArray.Select(i => active[i]).ToArray();
                 }
+                if (smallBatch is null && model.DecodesWithGemv(keep.Count)) smallBatch = Gemv.SmallBatchDecoding();
                 var hidden = model.ForwardHidden(nextTokens.unsqueeze(1), null, nextPositions.unsqueeze(1), cache);
                 LastStats.DecodeSteps++;
                 LastStats.DecodeRowTokens += keep.Count;
@@ -191,6 +193,7 @@ public sealed class GenerationEngine
         }
         finally
         {
+            smallBatch?.Dispose();
             logits?.Dispose();
             positions?.Dispose();
             present?.Dispose();

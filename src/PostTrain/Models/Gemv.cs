@@ -9,10 +9,12 @@ namespace PostTrain.Models;
 
 /// <summary>
 /// y[r, o] = sum_i x[r, i] W[o, i] (+ bias[o]) for a few input rows (batch-1 or small-batch
-/// decoding), where libtorch's GEMV stays far below the memory bandwidth. W is contiguous
-/// [out, in] in float32 or bfloat16, x has W's dtype, sums are float32, and the output has W's
-/// dtype (bfloat16 rounded to nearest even, as torch does). Output rows are split across
-/// torch.get_num_threads() threads.
+/// decoding), where libtorch's GEMV stays far below the memory bandwidth and its float32 small
+/// matrix products far below the arithmetic throughput. W is contiguous [out, in] in float32 or
+/// bfloat16, x has W's dtype, sums are float32, and the output has W's dtype (bfloat16 rounded
+/// to nearest even, as torch does). Output rows are split across torch.get_num_threads()
+/// threads; with more than four input rows the weights are tiled so that each is read from
+/// memory once.
 /// Every output element is computed by the same sequence of operations whatever the number of
 /// rows, the thread count or its place in a block, so a row's result does not depend on the
 /// rows beside it.
@@ -20,16 +22,19 @@ namespace PostTrain.Models;
 internal static unsafe class Gemv
 {
     /// <summary>The most input rows (flattened over batch and sequence) the kernel takes.</summary>
-    public const int MaxRows = 4;
+    public const int MaxRows = 32;
 
     /// <summary>
-    /// The most rows for which the kernel replaces libtorch: 4 for float32 weights; 3 for
-    /// bfloat16, where at 4 rows libtorch is as fast (measured with `generate --micro 1`).
+    /// The most rows for which the kernel replaces libtorch (measured with `generate --micro 1`):
+    /// 32 for float32 weights, where libtorch's small matrix products stay at a third of the
+    /// kernel's speed or less; 4 for bfloat16, beyond which libtorch's (oneDNN) is as fast.
     /// </summary>
-    public static int RowLimit(ScalarType dtype) => dtype == ScalarType.BFloat16 ? 3 : MaxRows;
+    public static int RowLimit(ScalarType dtype) => dtype == ScalarType.BFloat16 ? 4 : 32;
 
     // At least this many weight bytes per parallel chunk.
     const long MinChunkBytes = 256 << 10;
+    // Weight bytes per tile when more than four input rows share each weight read.
+    const long TileBytes = 64 << 10;
 
     /// <summary>
     /// Whether <see cref="Linear"/> may replace nn.functional.linear(x, weight, bias): autograd
@@ -37,7 +42,7 @@ internal static unsafe class Gemv
     /// </summary>
     public static bool Applies(Tensor x, Tensor weight, Tensor? bias)
     {
-        if (!Vector128.IsHardwareAccelerated || is_grad_enabled()) return false;
+        if (!Vector128.IsHardwareAccelerated || is_grad_enabled() || t_suspended > 0) return false;
         var dtype = weight.dtype;
         if (dtype != ScalarType.Float32 && dtype != ScalarType.BFloat16) return false;
         if (x.dtype != dtype || weight.dim() != 2 || x.dim() < 1) return false;
@@ -50,6 +55,31 @@ internal static unsafe class Gemv
         if (bias is not null && (bias.dtype != dtype || bias.device_type != DeviceType.CPU || bias.dim() != 1
             || bias.size(0) != outFeatures || !bias.is_contiguous())) return false;
         return true;
+    }
+
+    [ThreadStatic] static int t_suspended;
+
+    /// <summary>
+    /// While the returned scope lives, this thread's linear layers use libtorch even without
+    /// autograd: for a forward that must equal one recorded with autograd (gradient
+    /// checkpointing's first pass, recomputed in backward).
+    /// </summary>
+    public static IDisposable Suspend()
+    {
+        t_suspended++;
+        return new Suspension();
+    }
+
+    sealed class Suspension : IDisposable
+    {
+        bool disposed;
+
+        public void Dispose()
+        {
+            if (disposed) return;
+            disposed = true;
+            t_suspended--;
+        }
     }
 
     /// <summary>nn.functional.linear(x, weight, bias) where <see cref="Applies"/>, else the torch call.</summary>
@@ -72,16 +102,69 @@ internal static unsafe class Gemv
         {
             job.Set(xp, wp, bias is null ? null : bp, yp, rows, k, n, bf16);
             long weightBytes = n * k * (bf16 ? 2 : 4);
-            int threads = get_num_threads();
+            var (threads, decoding) = Threads;
             int count = chunks ?? (int)Math.Clamp(weightBytes / MinChunkBytes, 1, Math.Max(1, threads) * 4L);
             if (threads <= 1 && chunks is null) count = 1;
-            count = (int)Math.Clamp(count, 1, (n + 3) / 4);
+            count = (int)Math.Clamp(count, 1, n);
             job.Chunks = count;
             if (count == 1) job.Run(0);
+            else if (decoding) SpinWorkers.Shared(threads).For(count, job.Body);
             else Parallel.For(0, count, job.Body);
             job.Clear();
         }
         return y;
+    }
+
+    static readonly object s_decode = new();
+    static int s_decodeDepth, s_torchThreads;
+
+    /// <summary>
+    /// For small-batch decoding: while the returned scope lives, libtorch runs single-threaded
+    /// and this kernel keeps the thread count libtorch had. The kernel does the work that needs
+    /// the memory bandwidth of every core; the rest of a decode step is many small operations,
+    /// for which waking OpenMP's workers costs more than it saves, and whose spinning workers
+    /// would otherwise take the cores the kernel needs. Scopes may nest and overlap across
+    /// threads: the first sets, the last restores.
+    /// </summary>
+    public static IDisposable SmallBatchDecoding()
+    {
+        lock (s_decode)
+        {
+            if (s_decodeDepth++ == 0)
+            {
+                s_torchThreads = get_num_threads();
+                if (s_torchThreads > 1) set_num_threads(1);
+            }
+        }
+        return new DecodeScope();
+    }
+
+    sealed class DecodeScope : IDisposable
+    {
+        bool disposed;
+
+        public void Dispose()
+        {
+            if (disposed) return;
+            disposed = true;
+            lock (s_decode)
+            {
+                if (--s_decodeDepth == 0 && s_torchThreads > 1) set_num_threads(s_torchThreads);
+            }
+        }
+    }
+
+    /// <summary>
+    /// The kernel's threads: libtorch's thread count, or what it was before
+    /// <see cref="SmallBatchDecoding"/>; and whether such a scope is open, where the kernel's
+    /// own spinning workers run the chunks (outside one they would spin beside OpenMP's).
+    /// </summary>
+    static (int Count, bool Decoding) Threads
+    {
+        get
+        {
+            lock (s_decode) return s_decodeDepth > 0 ? (s_torchThreads, true) : (get_num_threads(), false);
+        }
     }
 
     [ThreadStatic] static Job? t_job;
@@ -145,7 +228,7 @@ internal static unsafe class Gemv
 
         public void Run(int chunk)
         {
-            long start = n * chunk / Chunks / 4 * 4, end = chunk == Chunks - 1 ? n : n * (chunk + 1) / Chunks / 4 * 4;
+            long start = n * chunk / Chunks, end = n * (chunk + 1) / Chunks;
             if (Vector512.IsHardwareAccelerated && Avx512F.IsSupported) Dispatch<V512, Vector512<float>>(start, end);
             else if (Vector256.IsHardwareAccelerated) Dispatch<V256, Vector256<float>>(start, end);
             else Dispatch<V128, Vector128<float>>(start, end);
@@ -157,23 +240,37 @@ internal static unsafe class Gemv
             else Rows<S, V, F32>(start, end);
         }
 
+        // Output rows [start, end). Up to four input rows go through the kernel together; more
+        // are taken four at a time over a tile of weight rows small enough to stay in the core's
+        // cache, so the weights come from memory once whatever the number of input rows.
         void Rows<S, V, T>(long start, long end) where S : struct, ISimd<V> where V : struct where T : struct
         {
-            long o = start;
-            switch (rows)
+            if (rows <= 4)
             {
-                case 1:
-                    for (; o + 4 <= end; o += 4) Kernels<S, V, T>.Rows1x4(this, o);
-                    break;
-                case 2:
-                    for (; o + 2 <= end; o += 2) Kernels<S, V, T>.Rows2x2(this, o);
-                    break;
-                default:
-                    for (; o + 2 <= end; o += 2) Kernels<S, V, T>.Rows4x2(this, o);
-                    break;
+                Group<S, V, T>(0, rows, start, end);
+                return;
             }
-            for (; o < end; o++)
-                for (int r = 0; r < rows; r++) Kernels<S, V, T>.One(this, r, o);
+            long tile = Math.Max(1, TileBytes / (k * (bf16 ? 2 : 4)));
+            for (long t = start; t < end; t += tile)
+            {
+                long tileEnd = Math.Min(end, t + tile);
+                // The first group reads the tile from memory front to back; the others find it in cache.
+                Group<S, V, T>(0, 4, t, tileEnd);
+                int r = 4;
+                for (; r + 4 <= rows; r += 4) Kernels<S, V, T>.Pairs4(this, r, t, tileEnd);
+                if (r < rows) Group<S, V, T>(r, rows - r, t, tileEnd);
+            }
+        }
+
+        void Group<S, V, T>(int first, int count, long start, long end) where S : struct, ISimd<V> where V : struct where T : struct
+        {
+            switch (count)
+            {
+                case 1: Kernels<S, V, T>.Rows<R1>(this, first, start, end); break;
+                case 2: Kernels<S, V, T>.Rows<R2>(this, first, start, end); break;
+                case 3: Kernels<S, V, T>.Rows<R3>(this, first, start, end); break;
+                default: Kernels<S, V, T>.Rows<R4>(this, first, start, end); break;
+            }
         }
 
         // The kernels read these.
@@ -208,6 +305,20 @@ internal static unsafe class Gemv
         }
     }
 
+    // The number of input rows, as a type, so that each count gets its own compiled kernel.
+    interface IRowCount { static abstract int N { get; } }
+    struct R1 : IRowCount { public static int N => 1; }
+    struct R2 : IRowCount { public static int N => 2; }
+    struct R3 : IRowCount { public static int N => 3; }
+    struct R4 : IRowCount { public static int N => 4; }
+
+    /// <summary>
+    /// The kernels. Every dot product is computed the same way, whatever the number of input
+    /// rows or the kernel: elements are taken in blocks of 2 x width (for bfloat16 weights the
+    /// even and the odd elements of a block), the two halves accumulate in two vectors a and b,
+    /// and the result is (a + b) reduced across lanes, then the scalar tail. So a row's output
+    /// does not depend on the rows beside it.
+    /// </summary>
     static class Kernels<S, V, T> where S : struct, ISimd<V> where V : struct where T : struct
     {
         // Weight elements [i, i + 2*width) of a row as two vectors: for float32 the two halves,
@@ -228,111 +339,85 @@ internal static unsafe class Gemv
             }
         }
 
-        static long Full(long k) => k - k % (2 * S.Width);
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        static void Block(float* x, long i, V wa, V wb, ref V a, ref V b)
+        {
+            a = S.Fma(wa, S.Load(x + i), a);
+            b = S.Fma(wb, S.Load(x + i + S.Width), b);
+        }
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        static float Finish(Job job, V a, V b, float* xr, byte* wr, long full) =>
-            S.Sum(S.Add(a, b)) + job.Tail<T>(xr, wr, full);
+        static void Finish(Job job, int r, long o, float* x, byte* w, long full, V a, V b) =>
+            job.Store<T>(r, o, S.Sum(S.Add(a, b)) + job.Tail<T>(x, w, full));
 
+        /// <summary>
+        /// Weight rows start..end-1, one at a time, front to back, against input rows
+        /// first..first+R-1: the weights stream through memory in order, which the hardware
+        /// prefetchers follow (reading several rows side by side measured at half the bandwidth).
+        /// </summary>
         [MethodImpl(MethodImplOptions.AggressiveOptimization)] // no slow first calls under tiered compilation
-        public static void One(Job job, int r, long o)
+        public static void Rows<R>(Job job, int first, long start, long end) where R : struct, IRowCount
         {
-            long k = job.K, full = Full(k);
-            float* x = job.X(r);
-            byte* w0 = job.W(o);
-            V a0 = S.Zero, b0 = S.Zero;
-            for (long i = 0; i < full; i += 2 * S.Width)
+            long k = job.K, block = 2 * S.Width, full = k - k % block;
+            int r0 = first, r1 = first + (R.N > 1 ? 1 : 0), r2 = first + (R.N > 2 ? 2 : 0), r3 = first + (R.N > 3 ? 3 : 0);
+            float* x0 = job.X(r0), x1 = job.X(r1), x2 = job.X(r2), x3 = job.X(r3);
+            for (long o = start; o < end; o++)
             {
-                V xa = S.Load(x + i), xb = S.Load(x + i + S.Width);
-                LoadW(w0, i, out var wa, out var wb);
-                a0 = S.Fma(wa, xa, a0); b0 = S.Fma(wb, xb, b0);
+                byte* w = job.W(o);
+                V a0 = S.Zero, b0 = S.Zero, a1 = S.Zero, b1 = S.Zero, a2 = S.Zero, b2 = S.Zero, a3 = S.Zero, b3 = S.Zero;
+                for (long i = 0; i < full; i += block)
+                {
+                    LoadW(w, i, out var wa, out var wb);
+                    Block(x0, i, wa, wb, ref a0, ref b0);
+                    if (R.N > 1) Block(x1, i, wa, wb, ref a1, ref b1);
+                    if (R.N > 2) Block(x2, i, wa, wb, ref a2, ref b2);
+                    if (R.N > 3) Block(x3, i, wa, wb, ref a3, ref b3);
+                }
+                Finish(job, r0, o, x0, w, full, a0, b0);
+                if (R.N > 1) Finish(job, r1, o, x1, w, full, a1, b1);
+                if (R.N > 2) Finish(job, r2, o, x2, w, full, a2, b2);
+                if (R.N > 3) Finish(job, r3, o, x3, w, full, a3, b3);
             }
-            job.Store<T>(r, o, Finish(job, a0, b0, x, w0, full));
         }
 
-        [MethodImpl(MethodImplOptions.AggressiveOptimization)] // no slow first calls under tiered compilation
-        public static void Rows1x4(Job job, long o)
+        /// <summary>
+        /// Two weight rows at a time against four input rows: fewer loads per multiply-add than
+        /// <see cref="Rows{R}"/>, for weights already in cache (many input rows, tiled).
+        /// </summary>
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        public static void Pairs4(Job job, int first, long start, long end)
         {
-            long k = job.K, full = Full(k);
-            float* x = job.X(0);
-            byte* w0 = job.W(o), w1 = job.W(o + 1), w2 = job.W(o + 2), w3 = job.W(o + 3);
-            V a0 = S.Zero, b0 = S.Zero, a1 = S.Zero, b1 = S.Zero, a2 = S.Zero, b2 = S.Zero, a3 = S.Zero, b3 = S.Zero;
-            for (long i = 0; i < full; i += 2 * S.Width)
+            long k = job.K, block = 2 * S.Width, full = k - k % block;
+            float* x0 = job.X(first), x1 = job.X(first + 1), x2 = job.X(first + 2), x3 = job.X(first + 3);
+            long o = start;
+            for (; o + 2 <= end; o += 2)
             {
-                V xa = S.Load(x + i), xb = S.Load(x + i + S.Width);
-                LoadW(w0, i, out var wa, out var wb);
-                a0 = S.Fma(wa, xa, a0); b0 = S.Fma(wb, xb, b0);
-                LoadW(w1, i, out wa, out wb);
-                a1 = S.Fma(wa, xa, a1); b1 = S.Fma(wb, xb, b1);
-                LoadW(w2, i, out wa, out wb);
-                a2 = S.Fma(wa, xa, a2); b2 = S.Fma(wb, xb, b2);
-                LoadW(w3, i, out wa, out wb);
-                a3 = S.Fma(wa, xa, a3); b3 = S.Fma(wb, xb, b3);
+                byte* w = job.W(o), v = job.W(o + 1);
+                V a0 = S.Zero, b0 = S.Zero, a1 = S.Zero, b1 = S.Zero, a2 = S.Zero, b2 = S.Zero, a3 = S.Zero, b3 = S.Zero;
+                V c0 = S.Zero, d0 = S.Zero, c1 = S.Zero, d1 = S.Zero, c2 = S.Zero, d2 = S.Zero, c3 = S.Zero, d3 = S.Zero;
+                for (long i = 0; i < full; i += block)
+                {
+                    LoadW(w, i, out var wa, out var wb);
+                    LoadW(v, i, out var va, out var vb);
+                    V xa = S.Load(x0 + i), xb = S.Load(x0 + i + S.Width);
+                    a0 = S.Fma(wa, xa, a0); b0 = S.Fma(wb, xb, b0); c0 = S.Fma(va, xa, c0); d0 = S.Fma(vb, xb, d0);
+                    xa = S.Load(x1 + i); xb = S.Load(x1 + i + S.Width);
+                    a1 = S.Fma(wa, xa, a1); b1 = S.Fma(wb, xb, b1); c1 = S.Fma(va, xa, c1); d1 = S.Fma(vb, xb, d1);
+                    xa = S.Load(x2 + i); xb = S.Load(x2 + i + S.Width);
+                    a2 = S.Fma(wa, xa, a2); b2 = S.Fma(wb, xb, b2); c2 = S.Fma(va, xa, c2); d2 = S.Fma(vb, xb, d2);
+                    xa = S.Load(x3 + i); xb = S.Load(x3 + i + S.Width);
+                    a3 = S.Fma(wa, xa, a3); b3 = S.Fma(wb, xb, b3); c3 = S.Fma(va, xa, c3); d3 = S.Fma(vb, xb, d3);
+                }
+                Finish(job, first, o, x0, w, full, a0, b0);
+                Finish(job, first + 1, o, x1, w, full, a1, b1);
+                Finish(job, first + 2, o, x2, w, full, a2, b2);
+                Finish(job, first + 3, o, x3, w, full, a3, b3);
+                Finish(job, first, o + 1, x0, v, full, c0, d0);
+                Finish(job, first + 1, o + 1, x1, v, full, c1, d1);
+                Finish(job, first + 2, o + 1, x2, v, full, c2, d2);
+                Finish(job, first + 3, o + 1, x3, v, full, c3, d3);
             }
-            job.Store<T>(0, o, Finish(job, a0, b0, x, w0, full));
-            job.Store<T>(0, o + 1, Finish(job, a1, b1, x, w1, full));
-            job.Store<T>(0, o + 2, Finish(job, a2, b2, x, w2, full));
-            job.Store<T>(0, o + 3, Finish(job, a3, b3, x, w3, full));
-        }
-
-        [MethodImpl(MethodImplOptions.AggressiveOptimization)] // no slow first calls under tiered compilation
-        public static void Rows2x2(Job job, long o)
-        {
-            long k = job.K, full = Full(k);
-            float* x0 = job.X(0), x1 = job.X(1);
-            byte* w0 = job.W(o), w1 = job.W(o + 1);
-            V a00 = S.Zero, b00 = S.Zero, a01 = S.Zero, b01 = S.Zero, a10 = S.Zero, b10 = S.Zero, a11 = S.Zero, b11 = S.Zero;
-            for (long i = 0; i < full; i += 2 * S.Width)
-            {
-                V xa0 = S.Load(x0 + i), xb0 = S.Load(x0 + i + S.Width);
-                V xa1 = S.Load(x1 + i), xb1 = S.Load(x1 + i + S.Width);
-                LoadW(w0, i, out var wa, out var wb);
-                a00 = S.Fma(wa, xa0, a00); b00 = S.Fma(wb, xb0, b00);
-                a10 = S.Fma(wa, xa1, a10); b10 = S.Fma(wb, xb1, b10);
-                LoadW(w1, i, out wa, out wb);
-                a01 = S.Fma(wa, xa0, a01); b01 = S.Fma(wb, xb0, b01);
-                a11 = S.Fma(wa, xa1, a11); b11 = S.Fma(wb, xb1, b11);
-            }
-            job.Store<T>(0, o, Finish(job, a00, b00, x0, w0, full));
-            job.Store<T>(0, o + 1, Finish(job, a01, b01, x0, w1, full));
-            job.Store<T>(1, o, Finish(job, a10, b10, x1, w0, full));
-            job.Store<T>(1, o + 1, Finish(job, a11, b11, x1, w1, full));
-        }
-
-        // Three or four rows; with three the fourth reads row 2 again and is not stored.
-        [MethodImpl(MethodImplOptions.AggressiveOptimization)] // no slow first calls under tiered compilation
-        public static void Rows4x2(Job job, long o)
-        {
-            long k = job.K, full = Full(k);
-            int rows = job.RowCount;
-            float* x0 = job.X(0), x1 = job.X(1), x2 = job.X(2), x3 = job.X(rows > 3 ? 3 : 2);
-            byte* w0 = job.W(o), w1 = job.W(o + 1);
-            V a00 = S.Zero, b00 = S.Zero, a01 = S.Zero, b01 = S.Zero, a10 = S.Zero, b10 = S.Zero, a11 = S.Zero, b11 = S.Zero;
-            V a20 = S.Zero, b20 = S.Zero, a21 = S.Zero, b21 = S.Zero, a30 = S.Zero, b30 = S.Zero, a31 = S.Zero, b31 = S.Zero;
-            for (long i = 0; i < full; i += 2 * S.Width)
-            {
-                LoadW(w0, i, out var wa0, out var wb0);
-                LoadW(w1, i, out var wa1, out var wb1);
-                V xa = S.Load(x0 + i), xb = S.Load(x0 + i + S.Width);
-                a00 = S.Fma(wa0, xa, a00); b00 = S.Fma(wb0, xb, b00); a01 = S.Fma(wa1, xa, a01); b01 = S.Fma(wb1, xb, b01);
-                xa = S.Load(x1 + i); xb = S.Load(x1 + i + S.Width);
-                a10 = S.Fma(wa0, xa, a10); b10 = S.Fma(wb0, xb, b10); a11 = S.Fma(wa1, xa, a11); b11 = S.Fma(wb1, xb, b11);
-                xa = S.Load(x2 + i); xb = S.Load(x2 + i + S.Width);
-                a20 = S.Fma(wa0, xa, a20); b20 = S.Fma(wb0, xb, b20); a21 = S.Fma(wa1, xa, a21); b21 = S.Fma(wb1, xb, b21);
-                xa = S.Load(x3 + i); xb = S.Load(x3 + i + S.Width);
-                a30 = S.Fma(wa0, xa, a30); b30 = S.Fma(wb0, xb, b30); a31 = S.Fma(wa1, xa, a31); b31 = S.Fma(wb1, xb, b31);
-            }
-            job.Store<T>(0, o, Finish(job, a00, b00, x0, w0, full));
-            job.Store<T>(0, o + 1, Finish(job, a01, b01, x0, w1, full));
-            job.Store<T>(1, o, Finish(job, a10, b10, x1, w0, full));
-            job.Store<T>(1, o + 1, Finish(job, a11, b11, x1, w1, full));
-            job.Store<T>(2, o, Finish(job, a20, b20, x2, w0, full));
-            job.Store<T>(2, o + 1, Finish(job, a21, b21, x2, w1, full));
-            if (rows > 3)
-            {
-                job.Store<T>(3, o, Finish(job, a30, b30, x3, w0, full));
-                job.Store<T>(3, o + 1, Finish(job, a31, b31, x3, w1, full));
-            }
+            if (o < end) Rows<R4>(job, first, o, end);
         }
     }
 

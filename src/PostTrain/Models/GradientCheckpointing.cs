@@ -29,6 +29,7 @@ public sealed class CheckpointedLayer : autograd.SingleTensorFunction<Checkpoint
         ctx.save_data("generator", generator);
         ctx.save_data("rng", generator.get_state().DetachFromDisposeScope()); // disposed in backward
         using var noGrad = no_grad();
+        using var sameKernels = Gemv.Suspend(); // as the recomputation with autograd will compute it
         return layer.Forward(x, cos, sin, mask);
     }
 

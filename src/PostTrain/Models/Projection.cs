@@ -89,8 +89,8 @@ public sealed class Projection : nn.Module<Tensor, Tensor>
 
     public override Tensor forward(Tensor x)
     {
-        if (lora_A is null || !AdapterEnabled) return Gemv.LinearOrTorch(x, weight, bias);
-        var y = nn.functional.linear(x, weight, bias);
+        var y = Gemv.LinearOrTorch(x, weight, bias);
+        if (lora_A is null || !AdapterEnabled) return y;
         using var scope = NewDisposeScope();
         var a = lora_A.weight!;
         var input = x.dtype == a.dtype ? x : x.to(a.dtype);

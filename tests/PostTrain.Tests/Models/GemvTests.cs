@@ -13,6 +13,10 @@ public class GemvTests
         { 1, 1 }, { 3, 5 }, { 31, 7 }, { 32, 9 }, { 33, 13 }, { 64, 4 }, { 95, 130 }, { 896, 1001 }, { 1000, 4099 }, { 4867, 333 },
     };
 
+    // Every kernel: one to four rows (one weight row at a time), and more (tiles, four rows at
+    // a time, weight rows in pairs, with the remainders).
+    static readonly int[] RowCounts = [1, 2, 3, 4, 5, 7, 8, 9, 11, 16, 31, Gemv.MaxRows];
+
     static Tensor Run(Tensor x, Tensor w, Tensor? b)
     {
         Assert.Equal(x.numel() / w.shape[1] <= Gemv.RowLimit(w.dtype), Gemv.Applies(x, w, b));
@@ -28,7 +32,7 @@ public class GemvTests
         var g = new Generator(7);
         var w = randn(outFeatures, inFeatures, generator: g);
         var bias = randn(outFeatures, generator: g);
-        for (int rows = 1; rows <= Gemv.MaxRows; rows++)
+        foreach (int rows in RowCounts)
         {
             var x = randn(rows, inFeatures, generator: g);
             foreach (var b in new[] { null, bias })
@@ -38,8 +42,8 @@ public class GemvTests
                 var actual = Run(x, w, b);
                 Assert.Equal(ScalarType.Float32, actual.dtype);
                 Assert.Equal(new[] { (long)rows, outFeatures }, actual.shape);
-                // Relative to the size of the terms summed (the result itself may cancel to ~0).
-                var scale = x.abs().to(ScalarType.Float64).matmul(w.abs().to(ScalarType.Float64).t()) + 1e-30;
+                // Relative to the size of the terms summed, bias included (the result itself may cancel to ~0).
+                var scale = x.abs().to(ScalarType.Float64).matmul(w.abs().to(ScalarType.Float64).t()) + (b is null ? 0 : b.abs().to(ScalarType.Float64)) + 1e-30;
                 double error = ((actual.to(ScalarType.Float64) - expected).abs() / scale).max().item<double>();
                 Assert.True(error < 1e-5, $"rows {rows}: relative error {error}");
                 var torchResult = nn.functional.linear(x, w, b);
@@ -58,7 +62,7 @@ public class GemvTests
         var g = new Generator(11);
         var w = randn(outFeatures, inFeatures, generator: g).to(ScalarType.BFloat16);
         var bias = randn(outFeatures, generator: g).to(ScalarType.BFloat16);
-        for (int rows = 1; rows <= Gemv.MaxRows; rows++)
+        foreach (int rows in RowCounts)
         {
             var x = randn(rows, inFeatures, generator: g).to(ScalarType.BFloat16);
             foreach (var b in new[] { null, bias })
@@ -69,7 +73,7 @@ public class GemvTests
                 var actual = Run(x, w, b);
                 Assert.Equal(ScalarType.BFloat16, actual.dtype);
                 Assert.Equal(new[] { (long)rows, outFeatures }, actual.shape);
-                var scale = x.abs().to(ScalarType.Float64).matmul(w.abs().to(ScalarType.Float64).t()) + 1e-30;
+                var scale = x.abs().to(ScalarType.Float64).matmul(w.abs().to(ScalarType.Float64).t()) + (b is null ? 0 : b.abs().to(ScalarType.Float64)) + 1e-30;
                 // Within one bfloat16 rounding (2^-8 relative) plus float32 summation error.
                 var allowed = exact.abs() * Math.Pow(2, -8) + scale * 1e-5;
                 var diff = (actual.to(ScalarType.Float64) - exact).abs();
@@ -103,6 +107,46 @@ public class GemvTests
     }
 
     [Fact]
+    public void SmallBatchDecodingRunsLibtorchOnOneThreadAndRestoresIt()
+    {
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        int threads = get_num_threads();
+        var w = randn(1003, 257);
+        var x = randn(5, 257);
+        var outside = Gemv.Linear(x, w, null);
+        using (Gemv.SmallBatchDecoding())
+        {
+            using (Gemv.SmallBatchDecoding()) Assert.Equal(1, get_num_threads()); // nested
+            Assert.Equal(1, get_num_threads());
+            // The kernel keeps every thread (its own workers) and gives the same results.
+            Assert.True(Gemv.Linear(x, w, null, chunks: 8).eq(outside).all().item<bool>());
+        }
+        Assert.Equal(threads, get_num_threads());
+    }
+
+    [Fact]
+    public void WorkersRunEveryChunkOnceUnderConcurrentCallers()
+    {
+        var workers = SpinWorkers.Shared(3);
+        var failures = new System.Collections.Concurrent.ConcurrentBag<string>();
+        var callers = Enumerable.Range(0, 4).Select(c => new Thread(() =>
+        {
+            for (int call = 0; call < 300; call++)
+            {
+                int chunks = 1 + (call * 7 + c) % 23;
+                var hits = new int[chunks];
+                workers.For(chunks, i => Interlocked.Increment(ref hits[i]));
+                if (hits.Any(h => h != 1)) failures.Add($"caller {c} call {call}: {string.Join(",", hits)}");
+                if (call % 50 == 0) Thread.Sleep(5); // let the workers fall asleep now and then
+            }
+        })).ToArray();
+        foreach (var t in callers) t.Start();
+        foreach (var t in callers) t.Join();
+        Assert.Empty(failures);
+    }
+
+    [Fact]
     public void KeepsLeadingDimensions()
     {
         using var scope = NewDisposeScope();
@@ -125,8 +169,9 @@ public class GemvTests
         Assert.True(Gemv.Applies(x, w, null));
         Assert.True(Gemv.Applies(randn(2, 2, 16), w, null));
         Assert.True(Gemv.Applies(randn(4, 16), w, null));
-        Assert.False(Gemv.Applies(randn(4, 16).to(ScalarType.BFloat16), w.to(ScalarType.BFloat16), null));
-        Assert.True(Gemv.Applies(randn(3, 16).to(ScalarType.BFloat16), w.to(ScalarType.BFloat16), null));
+        Assert.True(Gemv.Applies(randn(Gemv.MaxRows, 16), w, null));
+        Assert.False(Gemv.Applies(randn(5, 16).to(ScalarType.BFloat16), w.to(ScalarType.BFloat16), null));
+        Assert.True(Gemv.Applies(randn(4, 16).to(ScalarType.BFloat16), w.to(ScalarType.BFloat16), null));
         Assert.False(Gemv.Applies(randn(Gemv.MaxRows + 1, 16), w, null));
         Assert.False(Gemv.Applies(randn(16, 2).t(), w, null)); // x not contiguous
         Assert.False(Gemv.Applies(x, randn(16, 8).t(), null)); // weight not contiguous
