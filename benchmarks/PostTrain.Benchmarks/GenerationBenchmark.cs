@@ -73,11 +73,11 @@ public sealed class GenerationBenchmark : IBenchmark
         }
         var (decodeB, _) = Decode(batch, promptLen, newTokens, repeats);
         var (_, prefill) = Decode(1, prefillLen, 1, repeats);
-        double decode1 = Median(batch1.Select(b => b.TokensPerSecond));
-        double bandwidth = Median(batch1.Select(b => b.Bandwidth)), read = Median(batch1.Select(b => b.Read));
+        double decode1 = Stats.Median(batch1.Select(b => b.TokensPerSecond));
+        double bandwidth = Stats.Median(batch1.Select(b => b.Bandwidth)), read = Stats.Median(batch1.Select(b => b.Read));
         double bound = bandwidth / weightBytes;
-        double fraction = Median(batch1.Select(b => b.TokensPerSecond / (b.Bandwidth / weightBytes)));
-        double readFraction = Median(batch1.Select(b => b.TokensPerSecond / (b.Read / weightBytes)));
+        double fraction = Stats.Median(batch1.Select(b => b.TokensPerSecond / (b.Bandwidth / weightBytes)));
+        double readFraction = Stats.Median(batch1.Select(b => b.TokensPerSecond / (b.Read / weightBytes)));
         return new JsonObject
         {
             ["preset"] = preset.Name,
@@ -238,12 +238,6 @@ public sealed class GenerationBenchmark : IBenchmark
         }
         o["weight_read_bound_ms"] = Math.Round(4864.0 * 896 * 4 / CopyBandwidth() * 1e3, 3);
         return o;
-    }
-
-    static double Median(IEnumerable<double> values)
-    {
-        var v = values.OrderBy(x => x).ToArray();
-        return v.Length % 2 == 1 ? v[v.Length / 2] : (v[v.Length / 2 - 1] + v[v.Length / 2]) / 2;
     }
 
     /// <summary>Read-only bandwidth (what a GEMV needs): a sum over 512 MB, the best of several.</summary>

@@ -65,7 +65,7 @@ public sealed class ModelBenchmark : IBenchmark
         double forwardFlops = n * (2 * nonEmbedding + attention);
         double trainFlops = 3 * forwardFlops;
         double matmul = Machine.MatmulGflops(dtype);
-        double fbMedian = Median(fb), fwdMedian = Median(fwd);
+        double fbMedian = Stats.Median(fb), fwdMedian = Stats.Median(fwd);
         return new JsonObject
         {
             ["preset"] = preset.Name,
@@ -86,9 +86,13 @@ public sealed class ModelBenchmark : IBenchmark
         };
     }
 
-    static double Median(double[] xs)
+}
+
+public static class Stats
+{
+    public static double Median(IEnumerable<double> values)
     {
-        var s = xs.OrderBy(x => x).ToArray();
+        var s = values.OrderBy(x => x).ToArray();
         return s.Length % 2 == 1 ? s[s.Length / 2] : (s[s.Length / 2 - 1] + s[s.Length / 2]) / 2;
     }
 }

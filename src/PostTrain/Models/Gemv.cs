@@ -67,19 +67,15 @@ internal static unsafe class Gemv
     public static IDisposable Suspend()
     {
         t_suspended++;
-        return new Suspension();
+        return new Scope(() => t_suspended--);
     }
 
-    sealed class Suspension : IDisposable
+    /// <summary>Runs its exit action once, on the first Dispose.</summary>
+    sealed class Scope(Action exit) : IDisposable
     {
-        bool disposed;
+        Action? pending = exit;
 
-        public void Dispose()
-        {
-            if (disposed) return;
-            disposed = true;
-            t_suspended--;
-        }
+        public void Dispose() => Interlocked.Exchange(ref pending, null)?.Invoke();
     }
 
     /// <summary>nn.functional.linear(x, weight, bias) where <see cref="Applies"/>, else the torch call.</summary>
@@ -136,22 +132,13 @@ internal static unsafe class Gemv
                 if (s_torchThreads > 1) set_num_threads(1);
             }
         }
-        return new DecodeScope();
-    }
-
-    sealed class DecodeScope : IDisposable
-    {
-        bool disposed;
-
-        public void Dispose()
+        return new Scope(() =>
         {
-            if (disposed) return;
-            disposed = true;
             lock (s_decode)
             {
                 if (--s_decodeDepth == 0 && s_torchThreads > 1) set_num_threads(s_torchThreads);
             }
-        }
+        });
     }
 
     /// <summary>
