@@ -237,14 +237,21 @@ internal static unsafe class Gemv
                 Group<S, V, T>(0, rows, start, end);
                 return;
             }
-            long tile = Math.Max(1, TileBytes / (k * (bf16 ? 2 : 4)));
+            long rowBytes = k * (bf16 ? 2 : 4);
+            long tile = Math.Max(1, TileBytes / rowBytes);
+            if (tile < 6) tile = 6; else tile -= tile % 6;
+            // Cache lines of the next tile to prefetch per kernel iteration, so that they have all
+            // been asked for by the end of this one: a tile has tile * rowBytes / 64 lines, and
+            // the Tile4 calls over it make (rows / 4) * (tile / 6) * 2 * k / (2 * width) iterations.
+            int groups = rows / 4;
+            long iterations = groups * (tile / 6) * 2 * (k / (2 * S.Width));
+            int lines = (int)Math.Clamp((tile * rowBytes / 64 + iterations - 1) / Math.Max(1, iterations), 1, 8);
             for (long t = start; t < end; t += tile)
             {
                 long tileEnd = Math.Min(end, t + tile);
-                // The first group reads the tile from memory front to back; the others find it in cache.
-                Group<S, V, T>(0, 4, t, tileEnd);
-                int r = 4;
-                for (; r + 4 <= rows; r += 4) Kernels<S, V, T>.Pairs4(this, r, t, tileEnd);
+                var prefetch = new Prefetcher(W(tileEnd), W(Math.Min(end, tileEnd + tile)), lines);
+                int r = 0;
+                for (; r + 4 <= rows; r += 4) Kernels<S, V, T>.Tile4(this, r, t, tileEnd, ref prefetch);
                 if (r < rows) Group<S, V, T>(r, rows - r, t, tileEnd);
             }
         }
@@ -367,44 +374,80 @@ internal static unsafe class Gemv
             }
         }
 
+        // One half of each block of 2 x width weight elements: the first (float32) or the even
+        // elements (bfloat16) for H = First, the second or the odd ones for H = Second.
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        static V Half<H>(byte* row, long i) where H : struct, IHalf
+        {
+            if (typeof(T) == typeof(Bf16))
+            {
+                var packed = S.Load((float*)((ushort*)row + i));
+                return H.Index == 0 ? S.Even(packed) : S.Odd(packed);
+            }
+            return S.Load((float*)row + i + H.Index * S.Width);
+        }
+
         /// <summary>
-        /// Two weight rows at a time against four input rows: fewer loads per multiply-add than
-        /// <see cref="Rows{R}"/>, for weights already in cache (many input rows, tiled).
+        /// Four input rows against weight rows start..end-1, six at a time, for weights already in
+        /// cache (many input rows, tiled): 24 accumulators, so each multiply-add needs fewer than
+        /// half a load. The two accumulators of the canonical order (a over the first halves of
+        /// the blocks, b over the second) are computed in two passes, each over its halves in
+        /// order, which gives the same sums as <see cref="Rows{R}"/>.
         /// </summary>
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-        public static void Pairs4(Job job, int first, long start, long end)
+        public static void Tile4(Job job, int first, long start, long end, ref Prefetcher prefetch)
         {
-            long k = job.K, block = 2 * S.Width, full = k - k % block;
-            float* x0 = job.X(first), x1 = job.X(first + 1), x2 = job.X(first + 2), x3 = job.X(first + 3);
+            long k = job.K, full = k - k % (2 * S.Width);
+            float* a = stackalloc float[24 * S.Width], b = stackalloc float[24 * S.Width];
             long o = start;
-            for (; o + 2 <= end; o += 2)
+            for (; o + 6 <= end; o += 6)
             {
-                byte* w = job.W(o), v = job.W(o + 1);
-                V a0 = S.Zero, b0 = S.Zero, a1 = S.Zero, b1 = S.Zero, a2 = S.Zero, b2 = S.Zero, a3 = S.Zero, b3 = S.Zero;
-                V c0 = S.Zero, d0 = S.Zero, c1 = S.Zero, d1 = S.Zero, c2 = S.Zero, d2 = S.Zero, c3 = S.Zero, d3 = S.Zero;
-                for (long i = 0; i < full; i += block)
-                {
-                    LoadW(w, i, out var wa, out var wb);
-                    LoadW(v, i, out var va, out var vb);
-                    V xa = S.Load(x0 + i), xb = S.Load(x0 + i + S.Width);
-                    a0 = S.Fma(wa, xa, a0); b0 = S.Fma(wb, xb, b0); c0 = S.Fma(va, xa, c0); d0 = S.Fma(vb, xb, d0);
-                    xa = S.Load(x1 + i); xb = S.Load(x1 + i + S.Width);
-                    a1 = S.Fma(wa, xa, a1); b1 = S.Fma(wb, xb, b1); c1 = S.Fma(va, xa, c1); d1 = S.Fma(vb, xb, d1);
-                    xa = S.Load(x2 + i); xb = S.Load(x2 + i + S.Width);
-                    a2 = S.Fma(wa, xa, a2); b2 = S.Fma(wb, xb, b2); c2 = S.Fma(va, xa, c2); d2 = S.Fma(vb, xb, d2);
-                    xa = S.Load(x3 + i); xb = S.Load(x3 + i + S.Width);
-                    a3 = S.Fma(wa, xa, a3); b3 = S.Fma(wb, xb, b3); c3 = S.Fma(va, xa, c3); d3 = S.Fma(vb, xb, d3);
-                }
-                Finish(job, first, o, x0, w, full, a0, b0);
-                Finish(job, first + 1, o, x1, w, full, a1, b1);
-                Finish(job, first + 2, o, x2, w, full, a2, b2);
-                Finish(job, first + 3, o, x3, w, full, a3, b3);
-                Finish(job, first, o + 1, x0, v, full, c0, d0);
-                Finish(job, first + 1, o + 1, x1, v, full, c1, d1);
-                Finish(job, first + 2, o + 1, x2, v, full, c2, d2);
-                Finish(job, first + 3, o + 1, x3, v, full, c3, d3);
+                Pass<First>(job, first, o, full, a, ref prefetch);
+                Pass<Second>(job, first, o, full, b, ref prefetch);
+                for (int r = 0; r < 4; r++)
+                    for (int c = 0; c < 6; c++)
+                    {
+                        int at = (c * 4 + r) * S.Width;
+                        Finish(job, first + r, o + c, job.X(first + r), job.W(o + c), full, S.Load(a + at), S.Load(b + at));
+                    }
             }
             if (o < end) Rows<R4>(job, first, o, end);
+        }
+
+        // acc[(c * 4 + r) * width ..] = the H halves' dot products of weight row o + c and input row first + r.
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        static void Pass<H>(Job job, int first, long o, long full, float* acc, ref Prefetcher prefetch) where H : struct, IHalf
+        {
+            long block = 2 * S.Width, h = H.Index * S.Width;
+            float* x0 = job.X(first) + h, x1 = job.X(first + 1) + h, x2 = job.X(first + 2) + h, x3 = job.X(first + 3) + h;
+            byte* w0 = job.W(o), w1 = job.W(o + 1), w2 = job.W(o + 2), w3 = job.W(o + 3), w4 = job.W(o + 4), w5 = job.W(o + 5);
+            V c00 = S.Zero, c01 = S.Zero, c02 = S.Zero, c03 = S.Zero, c10 = S.Zero, c11 = S.Zero, c12 = S.Zero, c13 = S.Zero;
+            V c20 = S.Zero, c21 = S.Zero, c22 = S.Zero, c23 = S.Zero, c30 = S.Zero, c31 = S.Zero, c32 = S.Zero, c33 = S.Zero;
+            V c40 = S.Zero, c41 = S.Zero, c42 = S.Zero, c43 = S.Zero, c50 = S.Zero, c51 = S.Zero, c52 = S.Zero, c53 = S.Zero;
+            for (long i = 0; i < full; i += block)
+            {
+                prefetch.Next();
+                V v0 = S.Load(x0 + i), v1 = S.Load(x1 + i), v2 = S.Load(x2 + i), v3 = S.Load(x3 + i);
+                V w = Half<H>(w0, i);
+                c00 = S.Fma(w, v0, c00); c01 = S.Fma(w, v1, c01); c02 = S.Fma(w, v2, c02); c03 = S.Fma(w, v3, c03);
+                w = Half<H>(w1, i);
+                c10 = S.Fma(w, v0, c10); c11 = S.Fma(w, v1, c11); c12 = S.Fma(w, v2, c12); c13 = S.Fma(w, v3, c13);
+                w = Half<H>(w2, i);
+                c20 = S.Fma(w, v0, c20); c21 = S.Fma(w, v1, c21); c22 = S.Fma(w, v2, c22); c23 = S.Fma(w, v3, c23);
+                w = Half<H>(w3, i);
+                c30 = S.Fma(w, v0, c30); c31 = S.Fma(w, v1, c31); c32 = S.Fma(w, v2, c32); c33 = S.Fma(w, v3, c33);
+                w = Half<H>(w4, i);
+                c40 = S.Fma(w, v0, c40); c41 = S.Fma(w, v1, c41); c42 = S.Fma(w, v2, c42); c43 = S.Fma(w, v3, c43);
+                w = Half<H>(w5, i);
+                c50 = S.Fma(w, v0, c50); c51 = S.Fma(w, v1, c51); c52 = S.Fma(w, v2, c52); c53 = S.Fma(w, v3, c53);
+            }
+            int n = S.Width;
+            S.Store(c00, acc); S.Store(c01, acc + n); S.Store(c02, acc + 2 * n); S.Store(c03, acc + 3 * n);
+            S.Store(c10, acc + 4 * n); S.Store(c11, acc + 5 * n); S.Store(c12, acc + 6 * n); S.Store(c13, acc + 7 * n);
+            S.Store(c20, acc + 8 * n); S.Store(c21, acc + 9 * n); S.Store(c22, acc + 10 * n); S.Store(c23, acc + 11 * n);
+            S.Store(c30, acc + 12 * n); S.Store(c31, acc + 13 * n); S.Store(c32, acc + 14 * n); S.Store(c33, acc + 15 * n);
+            S.Store(c40, acc + 16 * n); S.Store(c41, acc + 17 * n); S.Store(c42, acc + 18 * n); S.Store(c43, acc + 19 * n);
+            S.Store(c50, acc + 20 * n); S.Store(c51, acc + 21 * n); S.Store(c52, acc + 22 * n); S.Store(c53, acc + 23 * n);
         }
     }
 
@@ -423,11 +466,32 @@ internal static unsafe class Gemv
     struct F32;
     struct Bf16;
 
+    interface IHalf { static abstract int Index { get; } }
+    struct First : IHalf { public static int Index => 0; }
+    struct Second : IHalf { public static int Index => 1; }
+
+    /// <summary>
+    /// Asks for the cache lines of [next, end) a few at a time, into the core's L2 cache: the
+    /// weight tile after the one being computed, so that memory and arithmetic overlap.
+    /// </summary>
+    struct Prefetcher(byte* next, byte* end, int lines)
+    {
+        byte* next = next;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public void Next()
+        {
+            if (!Sse.IsSupported) return;
+            for (int l = 0; l < lines && next < end; l++, next += 64) Sse.Prefetch1(next);
+        }
+    }
+
     interface ISimd<V> where V : struct
     {
         static abstract int Width { get; }
         static abstract V Zero { get; }
         static abstract V Load(float* p);
+        static abstract void Store(V v, float* p);
         /// <summary>Packed bfloat16 pairs (as 32-bit lanes): the even elements as float32.</summary>
         static abstract V Even(V packed);
         /// <summary>Packed bfloat16 pairs (as 32-bit lanes): the odd elements as float32.</summary>
@@ -443,6 +507,8 @@ internal static unsafe class Gemv
         public static Vector512<float> Zero => Vector512<float>.Zero;
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector512<float> Load(float* p) => Vector512.Load(p);
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static void Store(Vector512<float> v, float* p) => v.Store(p);
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector512<float> Even(Vector512<float> v) => Vector512.ShiftLeft(v.AsUInt32(), 16).AsSingle();
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -462,6 +528,8 @@ internal static unsafe class Gemv
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector256<float> Load(float* p) => Vector256.Load(p);
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static void Store(Vector256<float> v, float* p) => v.Store(p);
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector256<float> Even(Vector256<float> v) => Vector256.ShiftLeft(v.AsUInt32(), 16).AsSingle();
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector256<float> Odd(Vector256<float> v) => (v.AsUInt32() & Vector256.Create(0xFFFF0000u)).AsSingle();
@@ -480,6 +548,8 @@ internal static unsafe class Gemv
         public static Vector128<float> Zero => Vector128<float>.Zero;
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector128<float> Load(float* p) => Vector128.Load(p);
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static void Store(Vector128<float> v, float* p) => v.Store(p);
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector128<float> Even(Vector128<float> v) => Vector128.ShiftLeft(v.AsUInt32(), 16).AsSingle();
         [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -13,8 +13,8 @@ public class GemvTests
         { 1, 1 }, { 3, 5 }, { 31, 7 }, { 32, 9 }, { 33, 13 }, { 64, 4 }, { 95, 130 }, { 896, 1001 }, { 1000, 4099 }, { 4867, 333 },
     };
 
-    // Every kernel: one to four rows (one weight row at a time), and more (tiles, four rows at
-    // a time, weight rows in pairs, with the remainders).
+    // Every kernel: one to four rows (one weight row at a time), and more (tiles, four input
+    // rows against six weight rows at a time, with the remainders of both).
     static readonly int[] RowCounts = [1, 2, 3, 4, 5, 7, 8, 9, 11, 16, 31, Gemv.MaxRows];
 
     static Tensor Run(Tensor x, Tensor w, Tensor? b)
