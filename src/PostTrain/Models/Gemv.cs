@@ -104,11 +104,27 @@ internal static unsafe class Gemv
             count = (int)Math.Clamp(count, 1, n);
             job.Chunks = count;
             if (count == 1) job.Run(0);
-            else if (decoding) SpinWorkers.Shared(threads).For(count, job.Body);
-            else Parallel.For(0, count, job.Body);
+            else For(count, job.Body, threads, decoding);
             job.Clear();
         }
         return y;
+    }
+
+    /// <summary>
+    /// body(0..count-1) across the kernel's threads: its spinning workers inside a
+    /// <see cref="SmallBatchDecoding"/> scope, the thread pool outside one.
+    /// </summary>
+    internal static void For(int count, Action<int> body)
+    {
+        var (threads, decoding) = Threads;
+        For(count, body, threads, decoding);
+    }
+
+    static void For(int count, Action<int> body, int threads, bool decoding)
+    {
+        if (count == 1 || threads <= 1) for (int i = 0; i < count; i++) body(i);
+        else if (decoding) SpinWorkers.Shared(threads).For(count, body);
+        else Parallel.For(0, count, body);
     }
 
     static readonly object s_decode = new();
@@ -239,12 +255,11 @@ internal static unsafe class Gemv
             }
             long rowBytes = k * (bf16 ? 2 : 4);
             long tile = Math.Max(1, TileBytes / rowBytes);
-            if (tile < 6) tile = 6; else tile -= tile % 6;
+            tile = Math.Max(3, tile - tile % 3);
             // Cache lines of the next tile to prefetch per kernel iteration, so that they have all
             // been asked for by the end of this one: a tile has tile * rowBytes / 64 lines, and
-            // the Tile4 calls over it make (rows / 4) * (tile / 6) * 2 * k / (2 * width) iterations.
-            int groups = rows / 4;
-            long iterations = groups * (tile / 6) * 2 * (k / (2 * S.Width));
+            // the Tile4 calls over it make (rows / 4) * (tile / 3) * k / (2 * width) iterations.
+            long iterations = rows / 4 * (tile / 3) * (k / (2 * S.Width));
             int lines = (int)Math.Clamp((tile * rowBytes / 64 + iterations - 1) / Math.Max(1, iterations), 1, 8);
             for (long t = start; t < end; t += tile)
             {
@@ -374,81 +389,52 @@ internal static unsafe class Gemv
             }
         }
 
-        // One half of each block of 2 x width weight elements: the first (float32) or the even
-        // elements (bfloat16) for H = First, the second or the odd ones for H = Second.
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        static V Half<H>(byte* row, long i) where H : struct, IHalf
-        {
-            if (typeof(T) == typeof(Bf16))
-            {
-                var packed = S.Load((float*)((ushort*)row + i));
-                return H.Index == 0 ? S.Even(packed) : S.Odd(packed);
-            }
-            return S.Load((float*)row + i + H.Index * S.Width);
-        }
-
         /// <summary>
-        /// Four input rows against weight rows start..end-1, six at a time, for weights already in
-        /// cache (many input rows, tiled): 24 accumulators, so each multiply-add needs fewer than
-        /// half a load. The two accumulators of the canonical order (a over the first halves of
-        /// the blocks, b over the second) are computed in two passes, each over its halves in
-        /// order, which gives the same sums as <see cref="Rows{R}"/>.
+        /// Four input rows against weight rows start..end-1, three at a time, for weights already
+        /// in cache (many input rows, tiled): 24 accumulators (the a and b of each dot product),
+        /// so that each multiply-add needs about half a load; the remainder goes to
+        /// <see cref="Rows{R}"/>. Every iteration asks for a few lines of the next tile.
         /// </summary>
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public static void Tile4(Job job, int first, long start, long end, ref Prefetcher prefetch)
         {
-            long k = job.K, full = k - k % (2 * S.Width);
-            float* a = stackalloc float[24 * S.Width], b = stackalloc float[24 * S.Width];
-            long o = start;
-            for (; o + 6 <= end; o += 6)
-            {
-                Pass<First>(job, first, o, full, a, ref prefetch);
-                Pass<Second>(job, first, o, full, b, ref prefetch);
-                for (int r = 0; r < 4; r++)
-                    for (int c = 0; c < 6; c++)
-                    {
-                        int at = (c * 4 + r) * S.Width;
-                        Finish(job, first + r, o + c, job.X(first + r), job.W(o + c), full, S.Load(a + at), S.Load(b + at));
-                    }
-            }
+            long full = job.K - job.K % (2 * S.Width), o = start;
+            for (; o + 3 <= end; o += 3) Triple(job, first, o, full, ref prefetch);
             if (o < end) Rows<R4>(job, first, o, end);
         }
 
-        // acc[(c * 4 + r) * width ..] = the H halves' dot products of weight row o + c and input row first + r.
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        static void Pass<H>(Job job, int first, long o, long full, float* acc, ref Prefetcher prefetch) where H : struct, IHalf
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        static void Triple(Job job, int first, long o, long full, ref Prefetcher prefetch)
         {
-            long block = 2 * S.Width, h = H.Index * S.Width;
-            float* x0 = job.X(first) + h, x1 = job.X(first + 1) + h, x2 = job.X(first + 2) + h, x3 = job.X(first + 3) + h;
-            byte* w0 = job.W(o), w1 = job.W(o + 1), w2 = job.W(o + 2), w3 = job.W(o + 3), w4 = job.W(o + 4), w5 = job.W(o + 5);
-            V c00 = S.Zero, c01 = S.Zero, c02 = S.Zero, c03 = S.Zero, c10 = S.Zero, c11 = S.Zero, c12 = S.Zero, c13 = S.Zero;
-            V c20 = S.Zero, c21 = S.Zero, c22 = S.Zero, c23 = S.Zero, c30 = S.Zero, c31 = S.Zero, c32 = S.Zero, c33 = S.Zero;
-            V c40 = S.Zero, c41 = S.Zero, c42 = S.Zero, c43 = S.Zero, c50 = S.Zero, c51 = S.Zero, c52 = S.Zero, c53 = S.Zero;
+            long block = 2 * S.Width;
+            float* x0 = job.X(first), x1 = job.X(first + 1), x2 = job.X(first + 2), x3 = job.X(first + 3);
+            byte* w0 = job.W(o), w1 = job.W(o + 1), w2 = job.W(o + 2);
+            V a00 = S.Zero, b00 = S.Zero, a01 = S.Zero, b01 = S.Zero, a02 = S.Zero, b02 = S.Zero, a03 = S.Zero, b03 = S.Zero;
+            V a10 = S.Zero, b10 = S.Zero, a11 = S.Zero, b11 = S.Zero, a12 = S.Zero, b12 = S.Zero, a13 = S.Zero, b13 = S.Zero;
+            V a20 = S.Zero, b20 = S.Zero, a21 = S.Zero, b21 = S.Zero, a22 = S.Zero, b22 = S.Zero, a23 = S.Zero, b23 = S.Zero;
             for (long i = 0; i < full; i += block)
             {
                 prefetch.Next();
-                V v0 = S.Load(x0 + i), v1 = S.Load(x1 + i), v2 = S.Load(x2 + i), v3 = S.Load(x3 + i);
-                V w = Half<H>(w0, i);
-                c00 = S.Fma(w, v0, c00); c01 = S.Fma(w, v1, c01); c02 = S.Fma(w, v2, c02); c03 = S.Fma(w, v3, c03);
-                w = Half<H>(w1, i);
-                c10 = S.Fma(w, v0, c10); c11 = S.Fma(w, v1, c11); c12 = S.Fma(w, v2, c12); c13 = S.Fma(w, v3, c13);
-                w = Half<H>(w2, i);
-                c20 = S.Fma(w, v0, c20); c21 = S.Fma(w, v1, c21); c22 = S.Fma(w, v2, c22); c23 = S.Fma(w, v3, c23);
-                w = Half<H>(w3, i);
-                c30 = S.Fma(w, v0, c30); c31 = S.Fma(w, v1, c31); c32 = S.Fma(w, v2, c32); c33 = S.Fma(w, v3, c33);
-                w = Half<H>(w4, i);
-                c40 = S.Fma(w, v0, c40); c41 = S.Fma(w, v1, c41); c42 = S.Fma(w, v2, c42); c43 = S.Fma(w, v3, c43);
-                w = Half<H>(w5, i);
-                c50 = S.Fma(w, v0, c50); c51 = S.Fma(w, v1, c51); c52 = S.Fma(w, v2, c52); c53 = S.Fma(w, v3, c53);
+                LoadW(w0, i, out var wa0, out var wb0);
+                LoadW(w1, i, out var wa1, out var wb1);
+                LoadW(w2, i, out var wa2, out var wb2);
+                V xa = S.Load(x0 + i), xb = S.Load(x0 + i + S.Width);
+                a00 = S.Fma(wa0, xa, a00); b00 = S.Fma(wb0, xb, b00); a10 = S.Fma(wa1, xa, a10); b10 = S.Fma(wb1, xb, b10); a20 = S.Fma(wa2, xa, a20); b20 = S.Fma(wb2, xb, b20);
+                xa = S.Load(x1 + i); xb = S.Load(x1 + i + S.Width);
+                a01 = S.Fma(wa0, xa, a01); b01 = S.Fma(wb0, xb, b01); a11 = S.Fma(wa1, xa, a11); b11 = S.Fma(wb1, xb, b11); a21 = S.Fma(wa2, xa, a21); b21 = S.Fma(wb2, xb, b21);
+                xa = S.Load(x2 + i); xb = S.Load(x2 + i + S.Width);
+                a02 = S.Fma(wa0, xa, a02); b02 = S.Fma(wb0, xb, b02); a12 = S.Fma(wa1, xa, a12); b12 = S.Fma(wb1, xb, b12); a22 = S.Fma(wa2, xa, a22); b22 = S.Fma(wb2, xb, b22);
+                xa = S.Load(x3 + i); xb = S.Load(x3 + i + S.Width);
+                a03 = S.Fma(wa0, xa, a03); b03 = S.Fma(wb0, xb, b03); a13 = S.Fma(wa1, xa, a13); b13 = S.Fma(wb1, xb, b13); a23 = S.Fma(wa2, xa, a23); b23 = S.Fma(wb2, xb, b23);
             }
-            int n = S.Width;
-            S.Store(c00, acc); S.Store(c01, acc + n); S.Store(c02, acc + 2 * n); S.Store(c03, acc + 3 * n);
-            S.Store(c10, acc + 4 * n); S.Store(c11, acc + 5 * n); S.Store(c12, acc + 6 * n); S.Store(c13, acc + 7 * n);
-            S.Store(c20, acc + 8 * n); S.Store(c21, acc + 9 * n); S.Store(c22, acc + 10 * n); S.Store(c23, acc + 11 * n);
-            S.Store(c30, acc + 12 * n); S.Store(c31, acc + 13 * n); S.Store(c32, acc + 14 * n); S.Store(c33, acc + 15 * n);
-            S.Store(c40, acc + 16 * n); S.Store(c41, acc + 17 * n); S.Store(c42, acc + 18 * n); S.Store(c43, acc + 19 * n);
-            S.Store(c50, acc + 20 * n); S.Store(c51, acc + 21 * n); S.Store(c52, acc + 22 * n); S.Store(c53, acc + 23 * n);
+            Finish(job, first, o, x0, w0, full, a00, b00); Finish(job, first + 1, o, x1, w0, full, a01, b01);
+            Finish(job, first + 2, o, x2, w0, full, a02, b02); Finish(job, first + 3, o, x3, w0, full, a03, b03);
+            Finish(job, first, o + 1, x0, w1, full, a10, b10); Finish(job, first + 1, o + 1, x1, w1, full, a11, b11);
+            Finish(job, first + 2, o + 1, x2, w1, full, a12, b12); Finish(job, first + 3, o + 1, x3, w1, full, a13, b13);
+            Finish(job, first, o + 2, x0, w2, full, a20, b20); Finish(job, first + 1, o + 2, x1, w2, full, a21, b21);
+            Finish(job, first + 2, o + 2, x2, w2, full, a22, b22); Finish(job, first + 3, o + 2, x3, w2, full, a23, b23);
         }
+
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -466,9 +452,6 @@ internal static unsafe class Gemv
     struct F32;
     struct Bf16;
 
-    interface IHalf { static abstract int Index { get; } }
-    struct First : IHalf { public static int Index => 0; }
-    struct Second : IHalf { public static int Index => 1; }
 
     /// <summary>
     /// Asks for the cache lines of [next, end) a few at a time, into the core's L2 cache: the
