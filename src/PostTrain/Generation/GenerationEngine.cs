@@ -143,12 +143,22 @@ public sealed class GenerationEngine
             {
                 using var scope = NewDisposeScope();
                 var processed = LogitsProcessors.Apply(logits!, o, present);
-                var tokens = o.Greedy
-                    ? processed.argmax(-1)
-                    : multinomial(processed.softmax(-1), 1, generator: generator).squeeze(1);
-                var logProbs = processed.log_softmax(-1).gather(1, tokens.unsqueeze(1)).squeeze(1);
-                var tokenArray = tokens.data<long>().ToArray();
-                var logProbArray = logProbs.data<float>().ToArray();
+                Tensor tokens;
+                long[] tokenArray;
+                float[] logProbArray;
+                if (o.Greedy && Greedy.Pick(processed.contiguous()) is { } picked)
+                {
+                    (tokenArray, logProbArray) = picked;
+                    tokens = tensor(tokenArray);
+                }
+                else
+                {
+                    tokens = o.Greedy
+                        ? processed.argmax(-1)
+                        : multinomial(processed.softmax(-1), 1, generator: generator).squeeze(1);
+                    tokenArray = tokens.data<long>().ToArray();
+                    logProbArray = processed.log_softmax(-1).gather(1, tokens.unsqueeze(1)).squeeze(1).data<float>().ToArray();
+                }
 
                 var keep = new List<long>(active.Length);
                 for (int i = 0; i < active.Length; i++)
