@@ -144,10 +144,6 @@ public sealed class CausalLM : nn.Module
     }
 
     /// <summary>
-    /// Logits for hidden states [..., hidden] -> [..., vocab]; a few rows without autograd
-    /// (decoding) take the <see cref="Gemv"/> kernel.
-    /// </summary>
-    /// <summary>
     /// Whether a forward of this many token rows (with autograd off) runs the weight matrices
     /// through the <see cref="Gemv"/> kernel: a float32 or bfloat16 model and few enough rows.
     /// LoRA adapters add only small products beside them.
@@ -155,6 +151,10 @@ public sealed class CausalLM : nn.Module
     public bool DecodesWithGemv(long rows) =>
         (DType == ScalarType.Float32 || DType == ScalarType.BFloat16) && rows >= 1 && rows <= Gemv.RowLimit(DType);
 
+    /// <summary>
+    /// Logits for hidden states [..., hidden] -> [..., vocab]; a few rows without autograd
+    /// (decoding) take the <see cref="Gemv"/> kernel.
+    /// </summary>
     public Tensor Logits(Tensor hidden) => Gemv.LinearOrTorch(hidden, OutputWeight, null);
 
     /// <summary>Logits [batch, seq, vocab]; see <see cref="ForwardHidden"/> for the arguments.</summary>
