@@ -33,7 +33,7 @@ public sealed class Attention : nn.Module
 
     /// <param name="x">[batch, seq, hidden]</param>
     /// <param name="cos">[batch, 1, seq, headDim]</param>
-    /// <param name="sin">[batch, 1, seq, headDim]</param>
+    /// <param name="sin">[batch, 1, seq, headDim], signed as <see cref="RotaryEmbedding.CosSin"/> gives it</param>
     /// <param name="mask">boolean [batch, 1, seq, keys] (keys = cached + seq), or null: causal
     /// when seq &gt; 1, everything when one query attends over a cache</param>
     /// <param name="cache">optional: this step's keys and values are appended to it and the

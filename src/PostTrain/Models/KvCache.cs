@@ -85,12 +85,14 @@ public sealed class KvCache : IDisposable
     /// </summary>
     internal (Tensor Keys, Tensor Values) Update(int layer, Tensor k, Tensor v)
     {
+        // One indexing call per view (a decode step makes some 50 small ops per layer, each
+        // with a fixed cost, so views are made in as few calls as possible).
         long s = k.shape[2], total = Length + s;
-        var kAll = keys[layer].narrow(0, 0, Batch);
-        var vAll = values[layer].narrow(0, 0, Batch);
-        kAll.narrow(2, Length, s).copy_(k);
-        vAll.narrow(2, Length, s).copy_(v);
-        return (kAll.narrow(2, 0, total), vAll.narrow(2, 0, total));
+        var rows = TensorIndex.Slice(0, Batch);
+        keys[layer][rows, TensorIndex.Colon, TensorIndex.Slice(Length, total)].copy_(k);
+        values[layer][rows, TensorIndex.Colon, TensorIndex.Slice(Length, total)].copy_(v);
+        var filled = TensorIndex.Slice(0, total);
+        return (keys[layer][rows, TensorIndex.Colon, filled], values[layer][rows, TensorIndex.Colon, filled]);
     }
 
     /// <summary>Called by the model after every layer has written: the new tokens are now cached.</summary>

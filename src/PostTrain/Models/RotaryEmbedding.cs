@@ -43,26 +43,34 @@ public sealed class RotaryEmbedding : IDisposable
         return where(medium, smoothed, scaled);
     }
 
-    /// <summary>cos and sin for positions [batch, seq]: each [batch, 1, seq, headDim] in <paramref name="dtype"/>.</summary>
-    public (Tensor Cos, Tensor Sin) CosSin(Tensor positionIds, ScalarType dtype)
+    /// <summary>
+    /// cos and sin for positions [batch, seq], each [batch, 1, seq, headDim] in
+    /// <paramref name="dtype"/>: cos of position x frequency over both halves, and sin with its
+    /// first half negated (see <see cref="Apply"/>).
+    /// </summary>
+    public (Tensor Cos, Tensor SignedSin) CosSin(Tensor positionIds, ScalarType dtype)
     {
         using var scope = NewDisposeScope();
         var freqs = positionIds.to(ScalarType.Float32).unsqueeze(-1) * invFreq; // [b, s, d/2]
-        var emb = cat([freqs, freqs], -1).unsqueeze(1);                        // [b, 1, s, d]
-        var cos = emb.cos().to(dtype);
-        var sin = emb.sin().to(dtype);
+        var c = freqs.cos();
+        var s = freqs.sin();
+        var cos = cat([c, c], -1).unsqueeze(1).to(dtype);                      // [b, 1, s, d]
+        var sin = cat([s.neg(), s], -1).unsqueeze(1).to(dtype);
         return (cos.MoveToOuterDisposeScope(), sin.MoveToOuterDisposeScope());
     }
 
-    /// <summary>x * cos + rotate_half(x) * sin, for x [batch, heads, seq, headDim].</summary>
-    public static Tensor Apply(Tensor x, Tensor cos, Tensor sin)
+    /// <summary>
+    /// transformers' x * cos + rotate_half(x) * sin for x [batch, heads, seq, headDim], with
+    /// rotate_half(x) = cat(-x2, x1) and sin = cat(s, s): the same values as
+    /// x * cos + cat(x2, x1) * cat(-s, s), where cat(x2, x1) is x rolled by half a head and
+    /// cat(-s, s) is <see cref="CosSin"/>'s signed sin (negating before or after a product gives
+    /// the same float). Four ops where rotate_half takes seven.
+    /// </summary>
+    public static Tensor Apply(Tensor x, Tensor cos, Tensor signedSin)
     {
         using var scope = NewDisposeScope();
         long half = x.shape[^1] / 2;
-        var x1 = x.narrow(-1, 0, half);
-        var x2 = x.narrow(-1, half, half);
-        var rotated = cat([x2.neg(), x1], -1);
-        return (x * cos + rotated * sin).MoveToOuterDisposeScope();
+        return (x * cos + x.roll(half, -1) * signedSin).MoveToOuterDisposeScope();
     }
 
     public void Dispose() => invFreq.Dispose();
