@@ -31,7 +31,7 @@ internal static unsafe class Gemv
     /// </summary>
     public static int RowLimit(ScalarType dtype) => dtype == ScalarType.BFloat16 ? 4 : 32;
 
-    // At least this many weight bytes per parallel chunk.
+    // At least this much work per parallel chunk: weight bytes times the groups of four rows.
     const long MinChunkBytes = 256 << 10;
     // Weight bytes per tile when more than four input rows share each weight read.
     const long TileBytes = 64 << 10;
@@ -99,7 +99,9 @@ internal static unsafe class Gemv
             job.Set(xp, wp, bias is null ? null : bp, yp, rows, k, n, bf16);
             long weightBytes = n * k * (bf16 ? 2 : 4);
             var (threads, decoding) = Threads;
-            int count = chunks ?? (int)Math.Clamp(weightBytes / MinChunkBytes, 1, Math.Max(1, threads) * 4L);
+            // Work grows with the rows once they share each weight read (more than four).
+            long work = weightBytes * ((rows + 3) / 4);
+            int count = chunks ?? (int)Math.Clamp(work / MinChunkBytes, 1, Math.Max(1, threads) * 4L);
             if (threads <= 1 && chunks is null) count = 1;
             count = (int)Math.Clamp(count, 1, n);
             job.Chunks = count;
