@@ -146,9 +146,13 @@ public sealed class GenerationEngine
                 Tensor tokens;
                 long[] tokenArray;
                 float[] logProbArray;
-                if (o.Greedy && Greedy.Pick(processed.contiguous()) is { } picked)
+                var contiguous = processed.contiguous();
+                var picked = o.Greedy
+                    ? TokenPicker.Greedy(contiguous)
+                    : TokenPicker.Sample(contiguous, rand(contiguous.shape[0], generator: generator).data<float>().ToArray());
+                if (picked is { } p)
                 {
-                    (tokenArray, logProbArray) = picked;
+                    (tokenArray, logProbArray) = p;
                     tokens = tensor(tokenArray);
                 }
                 else
