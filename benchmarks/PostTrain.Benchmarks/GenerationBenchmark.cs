@@ -9,7 +9,9 @@ namespace PostTrain.Benchmarks;
 /// <summary>
 /// KV-cache decoding of a preset model (random weights): decode tokens/s at batch 1 and at a
 /// larger batch, prefill tokens/s, beside this machine's memory-bandwidth bound for batch-1
-/// decoding (every weight is read once per step: weight bytes / measured copy bandwidth).
+/// decoding (every weight is read once per step: weight bytes / measured copy bandwidth) and
+/// the arithmetic bound of batch decoding (two FLOPs per weight per token at the measured
+/// float32 multiply-add peak).
 /// Options: --arch qwen2 --preset qwen2.5-0.5b --prompt 64 --new 32 --batch 16 --prefill 512
 /// --repeats 2 --dtype f32|bf16 --threads N; diagnostics: --profile ROWS (where a decode step's
 /// time goes) and --micro 1 (linear layers of growing row counts).
@@ -72,6 +74,10 @@ public sealed class GenerationBenchmark : IBenchmark
             batch1.Add((Decode(1, promptLen, newTokens, 1).TokensPerSecond, copy, sum));
         }
         var (decodeB, _) = Decode(batch, promptLen, newTokens, repeats);
+        // Batch decoding is bound by arithmetic: two FLOPs per weight per token, at this
+        // machine's float32 multiply-add peak (bf16 products with AVX-512 BF16 can exceed it).
+        double fma = Machine.FmaGflops(get_num_threads()) * 1e9;
+        double flopsPerToken = 2.0 * weightBytes / (dtype == ScalarType.Float32 ? 4 : 2);
         var (_, prefill) = Decode(1, prefillLen, 1, repeats);
         double decode1 = Stats.Median(batch1.Select(b => b.TokensPerSecond));
         double bandwidth = Stats.Median(batch1.Select(b => b.Bandwidth)), read = Stats.Median(batch1.Select(b => b.Read));
@@ -90,6 +96,9 @@ public sealed class GenerationBenchmark : IBenchmark
             ["decode_batch1_tokens_per_second"] = Math.Round(decode1, 2),
             [$"decode_batch{batch}_tokens_per_second"] = Math.Round(decodeB, 2),
             [$"batch{batch}_speedup_over_batch1"] = Math.Round(decodeB / decode1, 2),
+            ["machine_fma_gflops"] = Math.Round(fma / 1e9, 1),
+            ["arithmetic_bound_tokens_per_second"] = Math.Round(fma / flopsPerToken, 1),
+            [$"decode_batch{batch}_fraction_of_arithmetic_bound"] = Math.Round(decodeB / (fma / flopsPerToken), 3),
             ["prefill_tokens"] = prefillLen,
             ["prefill_tokens_per_second"] = Math.Round(prefill, 1),
             ["weight_bytes_per_decode_step"] = weightBytes,
