@@ -27,13 +27,14 @@ public static class ChatCommand
         command.SetAction(result => Verbs.Guard(result, stdout =>
         {
             var (modelDir, adapterDir) = model.Read(result);
+            var dtype = model.ReadDtype(result);
             var config = HfCheckpoint.LoadConfig(modelDir);
             var options = sampling.Read(result, GenerationConfig.Load(modelDir, config));
             options.Validate();
             var tokenizer = GenerateCommand.Tokenizer(modelDir, "chat");
             var template = ChatTemplate.FromModelDirectory(modelDir);
             var systemText = result.GetValue(system);
-            using var lm = ModelArgs.Load(modelDir, adapterDir);
+            using var lm = ModelArgs.Load(modelDir, adapterDir, dtype);
             var engine = new GenerationEngine(lm, ids => tokenizer.Decode(ids, skipSpecialTokens: true));
             var input = Input.Value ?? Console.In;
             int holdBack = options.Stop.Count == 0 ? 0 : options.Stop.Max(x => x.Length) - 1;

@@ -37,6 +37,7 @@ public static class GenerateCommand
         command.SetAction(result => Verbs.Guard(result, stdout =>
         {
             var (modelDir, adapterDir) = model.Read(result);
+            var dtype = model.ReadDtype(result);
             var config = HfCheckpoint.LoadConfig(modelDir);
             var generationConfig = GenerationConfig.Load(modelDir, config);
             var options = sampling.Read(result, generationConfig) with
@@ -66,7 +67,7 @@ public static class GenerateCommand
                 prompts.Add(prompt);
             }
 
-            using var lm = ModelArgs.Load(modelDir, adapterDir);
+            using var lm = ModelArgs.Load(modelDir, adapterDir, dtype);
             var engine = new GenerationEngine(lm, tokenizer is null ? null : ids => tokenizer.Decode(ids, skipSpecialTokens: true));
             var completions = prompts.Count == 0 ? [] : engine.Generate(prompts.Select(p => p.Ids).ToList(), options);
             OutputFile.Write(result.GetValue(output), stdout, writer =>

@@ -26,7 +26,6 @@ public static class InitCommand
         var output = new Option<string>("--output") { Description = "Output directory", Required = true };
         var seed = new Option<long>("--seed") { Description = "Random seed", DefaultValueFactory = _ => 0 };
         var dtype = new Option<string>("--dtype") { Description = "Saved dtype: f32 or bf16", DefaultValueFactory = _ => "f32" };
-        dtype.AcceptOnlyFromAmong("f32", "bf16");
         var overwrite = new Option<bool>("--overwrite") { Description = "Replace a non-empty output directory" };
 
         var command = new Command("init", "Create a randomly initialised model in Hugging Face layout")
@@ -54,7 +53,7 @@ public static class InitCommand
             if (nHeads % nKv != 0) throw new InputError($"--kv-heads: {nKv} does not divide --heads {nHeads}");
             if (hd % 2 != 0) throw new InputError($"--head-dim: {hd} must be even (RoPE rotates pairs)");
 
-            bool bf16 = result.GetValue(dtype) == "bf16";
+            bool bf16 = ModelArgs.ParseDtype(result.GetValue(dtype)) == TorchSharp.torch.ScalarType.BFloat16;
             var eos = tok?.EosTokenId is { } e ? new[] { e } : p.EosTokenIds;
             var config = ModelConfig.Create(architecture, vocabSize, h, result.GetValue(intermediate) ?? p.IntermediateSize,
                 result.GetValue(layers) ?? p.Layers, nHeads, nKv, hd, p.MaxPositions, p.RopeTheta, p.RopeScaling,

@@ -28,6 +28,7 @@ public static class LogprobsCommand
             int batch = result.GetValue(batchSize);
             if (batch <= 0) throw new InputError("--batch-size: must be positive");
             var (modelDir, adapterDir) = model.Read(result);
+            var dtype = model.ReadDtype(result);
             var config = HfCheckpoint.LoadConfig(modelDir);
             var inputPath = result.GetValue(input)!;
 
@@ -63,7 +64,7 @@ public static class LogprobsCommand
                 sequences.Add(ids);
             }
 
-            using var lm = ModelArgs.Load(modelDir, adapterDir);
+            using var lm = ModelArgs.Load(modelDir, adapterDir, dtype);
             var scores = TokenScorer.LogProbs(lm, sequences, batch);
             OutputFile.Write(result.GetValue(output), stdout, writer =>
             {

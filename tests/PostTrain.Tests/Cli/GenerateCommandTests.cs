@@ -51,6 +51,26 @@ public class GenerateCommandTests(TokenizerFixture tokenizers) : IClassFixture<T
     }
 
     [Fact]
+    public void Bf16RunsTheModelInBf16()
+    {
+        var model = InitTiny();
+        var input = Write("{\"prompt_ids\": [1, 2, 3]}", "{\"prompt_ids\": [40, 41]}");
+        var (code, stdout, stderr) = CliRunner.Run("generate", "--model", model, "--input", input,
+            "--temperature", "0", "--max-new-tokens", "5", "--dtype", "bf16");
+        Assert.True(code == 0, stderr);
+        var lines = Lines(stdout);
+        int[][] prompts = [[1, 2, 3], [40, 41]];
+        using var lm = HfCheckpoint.Load(model, TorchSharp.torch.ScalarType.BFloat16);
+        var expected = new GenerationEngine(lm).Generate(prompts, new SamplingOptions { Temperature = 0, MaxNewTokens = 5, EosTokenIds = [] });
+        for (int i = 0; i < 2; i++)
+        {
+            var c = lines[i]["completions"]!.AsArray().Single()!.AsObject();
+            Assert.Equal(expected[i][0].TokenIds, c["token_ids"]!.AsArray().Select(x => (int)x!).ToArray());
+            Assert.Equal(expected[i][0].LogProbs, c["logprobs"]!.AsArray().Select(x => (float)x!).ToArray());
+        }
+    }
+
+    [Fact]
     public void TextPromptsWithTheTokenizerSampleReproduciblyAndStop()
     {
         var model = InitTiny("--tokenizer", tokenizers.Dir("qwen3"));
@@ -95,6 +115,7 @@ public class GenerateCommandTests(TokenizerFixture tokenizers) : IClassFixture<T
     [InlineData("{\"prompt_ids\": [1]}", new[] { "--n", "0" }, "--n: must be positive")]
     [InlineData("{\"prompt_ids\": [1]}", new[] { "--max-new-tokens", "0" }, "--max-new-tokens: must be positive")]
     [InlineData("{\"prompt_ids\": [1]}", new[] { "--stop", "x" }, "--stop need the model's tokenizer")]
+    [InlineData("{\"prompt_ids\": [1]}", new[] { "--dtype", "f16" }, "f16")]
     public void BadInputIsOneLineExitTwoAndNoOutput(string line, string[] extra, string message)
     {
         var model = InitTiny();

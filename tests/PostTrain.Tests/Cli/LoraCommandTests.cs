@@ -66,6 +66,12 @@ public class LoraCommandTests
         var b = Values(mergedScores.Stdout);
         Assert.Equal(a.Length, b.Length);
         for (int i = 0; i < a.Length; i++) Assert.Equal(a[i], b[i], 1e-5);
+        // In bfloat16, base and adapter together: the same scores to bfloat16's precision.
+        var bf16 = CliRunner.Run("logprobs", "--model", model, "--adapter", output, "--input", input, "--dtype", "bf16");
+        Assert.True(bf16.ExitCode == 0, bf16.Stderr);
+        Assert.NotEqual(withAdapter.Stdout, bf16.Stdout);
+        var c = Values(bf16.Stdout);
+        for (int i = 0; i < a.Length; i++) Assert.Equal(a[i], c[i], 0.3);
 
         // Generation with the adapter says what it learned.
         var prompts = Path.Combine(root, "prompts.jsonl");
