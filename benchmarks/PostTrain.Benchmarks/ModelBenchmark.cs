@@ -125,61 +125,68 @@ public static class Machine
     /// about 0.2 s; the best of <paramref name="repeats"/> runs. What a compute-bound kernel can
     /// reach at most.
     /// </summary>
-    public static double FmaGflops(int threads, int repeats = 3)
+    public static double FmaGflops(int threads, int repeats = 3) =>
+        Vector512.IsHardwareAccelerated ? FmaGflops<Vector512<float>, Wide>(threads, repeats) : FmaGflops<Vector256<float>, Narrow>(threads, repeats);
+
+    static double FmaGflops<V, O>(int threads, int repeats) where V : struct where O : struct, IFma<V>
     {
         const long iterations = 4_000_000;
-        int width = Vector512.IsHardwareAccelerated ? 16 : 8;
         double best = 0;
         for (int r = 0; r < repeats; r++)
         {
-            var workers = Enumerable.Range(0, threads).Select(_ => new Thread(() => FmaChains(iterations / 4))).ToArray();
+            var workers = Enumerable.Range(0, threads).Select(_ => new Thread(() => FmaChains<V, O>(iterations / 4))).ToArray();
             foreach (var t in workers) t.Start();
             foreach (var t in workers) t.Join(); // warm-up (JIT, clocks)
             var sw = Stopwatch.StartNew();
-            workers = Enumerable.Range(0, threads).Select(_ => new Thread(() => FmaChains(iterations))).ToArray();
+            workers = Enumerable.Range(0, threads).Select(_ => new Thread(() => FmaChains<V, O>(iterations))).ToArray();
             foreach (var t in workers) t.Start();
             foreach (var t in workers) t.Join();
-            best = Math.Max(best, threads * iterations * 12.0 * width * 2 / sw.Elapsed.TotalSeconds / 1e9);
+            best = Math.Max(best, threads * iterations * 12.0 * O.Width * 2 / sw.Elapsed.TotalSeconds / 1e9);
         }
         return best;
     }
 
     // Twelve independent chains, so that the multiply-add units, not their latency, set the pace.
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
-    static float FmaChains(long iterations)
+    static float FmaChains<V, O>(long iterations) where V : struct where O : struct, IFma<V>
     {
-        if (Vector512.IsHardwareAccelerated)
+        V m = O.Splat(0.999f), c = O.Splat(1e-4f);
+        V a0 = c, a1 = c, a2 = c, a3 = c, a4 = c, a5 = c, a6 = c, a7 = c, a8 = c, a9 = c, a10 = c, a11 = c;
+        for (long i = 0; i < iterations; i++)
         {
-            var m = Vector512.Create(0.999f);
-            var c = Vector512.Create(1e-4f);
-            Vector512<float> a0 = c, a1 = c, a2 = c, a3 = c, a4 = c, a5 = c, a6 = c, a7 = c, a8 = c, a9 = c, a10 = c, a11 = c;
-            for (long i = 0; i < iterations; i++)
-            {
-                a0 = Vector512.FusedMultiplyAdd(a0, m, c); a1 = Vector512.FusedMultiplyAdd(a1, m, c);
-                a2 = Vector512.FusedMultiplyAdd(a2, m, c); a3 = Vector512.FusedMultiplyAdd(a3, m, c);
-                a4 = Vector512.FusedMultiplyAdd(a4, m, c); a5 = Vector512.FusedMultiplyAdd(a5, m, c);
-                a6 = Vector512.FusedMultiplyAdd(a6, m, c); a7 = Vector512.FusedMultiplyAdd(a7, m, c);
-                a8 = Vector512.FusedMultiplyAdd(a8, m, c); a9 = Vector512.FusedMultiplyAdd(a9, m, c);
-                a10 = Vector512.FusedMultiplyAdd(a10, m, c); a11 = Vector512.FusedMultiplyAdd(a11, m, c);
-            }
-            return Vector512.Sum(a0 + a1 + a2 + a3 + a4 + a5 + a6 + a7 + a8 + a9 + a10 + a11);
+            a0 = O.Fma(a0, m, c); a1 = O.Fma(a1, m, c); a2 = O.Fma(a2, m, c); a3 = O.Fma(a3, m, c);
+            a4 = O.Fma(a4, m, c); a5 = O.Fma(a5, m, c); a6 = O.Fma(a6, m, c); a7 = O.Fma(a7, m, c);
+            a8 = O.Fma(a8, m, c); a9 = O.Fma(a9, m, c); a10 = O.Fma(a10, m, c); a11 = O.Fma(a11, m, c);
         }
-        else
-        {
-            var m = Vector256.Create(0.999f);
-            var c = Vector256.Create(1e-4f);
-            Vector256<float> a0 = c, a1 = c, a2 = c, a3 = c, a4 = c, a5 = c, a6 = c, a7 = c, a8 = c, a9 = c, a10 = c, a11 = c;
-            for (long i = 0; i < iterations; i++)
-            {
-                a0 = Vector256.FusedMultiplyAdd(a0, m, c); a1 = Vector256.FusedMultiplyAdd(a1, m, c);
-                a2 = Vector256.FusedMultiplyAdd(a2, m, c); a3 = Vector256.FusedMultiplyAdd(a3, m, c);
-                a4 = Vector256.FusedMultiplyAdd(a4, m, c); a5 = Vector256.FusedMultiplyAdd(a5, m, c);
-                a6 = Vector256.FusedMultiplyAdd(a6, m, c); a7 = Vector256.FusedMultiplyAdd(a7, m, c);
-                a8 = Vector256.FusedMultiplyAdd(a8, m, c); a9 = Vector256.FusedMultiplyAdd(a9, m, c);
-                a10 = Vector256.FusedMultiplyAdd(a10, m, c); a11 = Vector256.FusedMultiplyAdd(a11, m, c);
-            }
-            return Vector256.Sum(a0 + a1 + a2 + a3 + a4 + a5 + a6 + a7 + a8 + a9 + a10 + a11);
-        }
+        return O.Sum(O.Add(O.Add(O.Add(a0, a1), O.Add(a2, a3)), O.Add(O.Add(O.Add(a4, a5), O.Add(a6, a7)), O.Add(O.Add(a8, a9), O.Add(a10, a11)))));
+    }
+
+    // The vector width the chains run at: 512 bits where the hardware has it, else 256.
+    interface IFma<V> where V : struct
+    {
+        static abstract int Width { get; }
+        static abstract V Splat(float x);
+        static abstract V Fma(V a, V b, V c);
+        static abstract V Add(V a, V b);
+        static abstract float Sum(V v);
+    }
+
+    struct Wide : IFma<Vector512<float>>
+    {
+        public static int Width => 16;
+        public static Vector512<float> Splat(float x) => Vector512.Create(x);
+        public static Vector512<float> Fma(Vector512<float> a, Vector512<float> b, Vector512<float> c) => Vector512.FusedMultiplyAdd(a, b, c);
+        public static Vector512<float> Add(Vector512<float> a, Vector512<float> b) => a + b;
+        public static float Sum(Vector512<float> v) => Vector512.Sum(v);
+    }
+
+    struct Narrow : IFma<Vector256<float>>
+    {
+        public static int Width => 8;
+        public static Vector256<float> Splat(float x) => Vector256.Create(x);
+        public static Vector256<float> Fma(Vector256<float> a, Vector256<float> b, Vector256<float> c) => Vector256.FusedMultiplyAdd(a, b, c);
+        public static Vector256<float> Add(Vector256<float> a, Vector256<float> b) => a + b;
+        public static float Sum(Vector256<float> v) => Vector256.Sum(v);
     }
 
     /// <summary>Peak resident memory of this process (VmHWM), in MB; 0 where /proc is absent.</summary>

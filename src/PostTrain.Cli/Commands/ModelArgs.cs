@@ -1,7 +1,6 @@
 using System.CommandLine;
 using PostTrain.Checkpoints;
 using PostTrain.Models;
-using TorchSharp;
 using static TorchSharp.torch;
 
 namespace PostTrain.Cli.Commands;

@@ -24,6 +24,10 @@ internal static unsafe class TokenPicker
 {
     const int Segment = 16384;
 
+    // exp(x - max) below this is taken as 0 (float32 would be subnormal there): the same cut in
+    // every pass, so a token counted in a sum is one a draw can land on.
+    const float Underflow = -87.3f;
+
     /// <summary>Greedy decoding: each row's first largest logit.</summary>
     public static (long[] Tokens, float[] LogProbs)? Greedy(Tensor logits)
     {
@@ -96,14 +100,14 @@ internal static unsafe class TokenPicker
             Data = (float*)Unsafe.AsPointer(ref System.Runtime.InteropServices.MemoryMarshal.GetReference(logits.bytes));
             float* data = Data;
             int segs = segments;
-            (long Start, int Length) Span(int item)
+            (long Start, int Length) Bounds(int item)
             {
                 long start = (long)(item % segs) * Segment;
                 return (start, (int)Math.Min(Segment, vocab - start));
             }
             Gemv.For(items, item =>
             {
-                var (start, length) = Span(item);
+                var (start, length) = Bounds(item);
                 (max[item], at[item]) = MaxAndFirst(data + (item / segs) * vocab + start, length);
                 at[item] += start;
             });
@@ -119,7 +123,7 @@ internal static unsafe class TokenPicker
             var sums = segmentSums;
             Gemv.For(items, item =>
             {
-                var (start, length) = Span(item);
+                var (start, length) = Bounds(item);
                 sums[item] = SumExp(data + (item / segs) * vocab + start, length, rowMax[item / segs]);
             });
             for (int r = 0; r < rows; r++)
@@ -169,14 +173,14 @@ internal static unsafe class TokenPicker
             for (; i < Vocab; i++)
             {
                 float x = row[i] - max;
-                if (x < -87.3f) continue; // probability 0, as ExpNonPositive
+                if (x < Underflow) continue; // probability 0, as ExpNonPositive
                 last = i;
                 running += MathF.Exp(x);
                 if (running > target) return i;
             }
             if (last >= 0) return last;
             for (i = (long)g * Segment - 1; i >= 0; i--)
-                if (row[i] - max >= -87.3f) return i;
+                if (row[i] - max >= Underflow) return i;
             return First[r];
         }
     }
@@ -218,8 +222,8 @@ internal static unsafe class TokenPicker
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static Vector512<float> ExpNonPositive(Vector512<float> x)
     {
-        var tiny = Vector512.LessThan(x, Vector512.Create(-87.3f)); // also -inf
-        x = Vector512.Max(x, Vector512.Create(-87.3f));
+        var tiny = Vector512.LessThan(x, Vector512.Create(Underflow)); // also -inf
+        x = Vector512.Max(x, Vector512.Create(Underflow));
         var n = Vector512.Round(x * Vector512.Create(1.44269504088896341f));
         var r = Vector512.FusedMultiplyAdd(n, Vector512.Create(-0.693359375f), x);
         r = Vector512.FusedMultiplyAdd(n, Vector512.Create(2.12194440e-4f), r);
@@ -256,7 +260,7 @@ internal static unsafe class TokenPicker
         for (; i < n; i++)
         {
             float d = x[i] - max;
-            if (d >= -87.3f) total += MathF.Exp(d); // below, probability 0 as in ExpNonPositive
+            if (d >= Underflow) total += MathF.Exp(d); // below, probability 0 as in ExpNonPositive
         }
         return total;
     }

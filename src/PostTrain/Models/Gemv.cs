@@ -105,8 +105,7 @@ internal static unsafe class Gemv
             if (threads <= 1 && chunks is null) count = 1;
             count = (int)Math.Clamp(count, 1, n);
             job.Chunks = count;
-            if (count == 1) job.Run(0);
-            else For(count, job.Body, threads, decoding);
+            For(count, job.Body, threads, decoding);
             job.Clear();
         }
         return y;
@@ -436,7 +435,6 @@ internal static unsafe class Gemv
             Finish(job, first, o + 2, x0, w2, full, a20, b20); Finish(job, first + 1, o + 2, x1, w2, full, a21, b21);
             Finish(job, first + 2, o + 2, x2, w2, full, a22, b22); Finish(job, first + 3, o + 2, x3, w2, full, a23, b23);
         }
-
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -453,7 +451,6 @@ internal static unsafe class Gemv
 
     struct F32;
     struct Bf16;
-
 
     /// <summary>
     /// Asks for the cache lines of [next, end) a few at a time, into the core's L2 cache: the
@@ -476,7 +473,6 @@ internal static unsafe class Gemv
         static abstract int Width { get; }
         static abstract V Zero { get; }
         static abstract V Load(float* p);
-        static abstract void Store(V v, float* p);
         /// <summary>Packed bfloat16 pairs (as 32-bit lanes): the even elements as float32.</summary>
         static abstract V Even(V packed);
         /// <summary>Packed bfloat16 pairs (as 32-bit lanes): the odd elements as float32.</summary>
@@ -492,8 +488,6 @@ internal static unsafe class Gemv
         public static Vector512<float> Zero => Vector512<float>.Zero;
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector512<float> Load(float* p) => Vector512.Load(p);
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static void Store(Vector512<float> v, float* p) => v.Store(p);
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector512<float> Even(Vector512<float> v) => Vector512.ShiftLeft(v.AsUInt32(), 16).AsSingle();
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -513,8 +507,6 @@ internal static unsafe class Gemv
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector256<float> Load(float* p) => Vector256.Load(p);
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static void Store(Vector256<float> v, float* p) => v.Store(p);
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector256<float> Even(Vector256<float> v) => Vector256.ShiftLeft(v.AsUInt32(), 16).AsSingle();
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector256<float> Odd(Vector256<float> v) => (v.AsUInt32() & Vector256.Create(0xFFFF0000u)).AsSingle();
@@ -533,8 +525,6 @@ internal static unsafe class Gemv
         public static Vector128<float> Zero => Vector128<float>.Zero;
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector128<float> Load(float* p) => Vector128.Load(p);
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static void Store(Vector128<float> v, float* p) => v.Store(p);
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector128<float> Even(Vector128<float> v) => Vector128.ShiftLeft(v.AsUInt32(), 16).AsSingle();
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
