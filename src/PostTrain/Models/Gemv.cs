@@ -25,11 +25,13 @@ internal static unsafe class Gemv
     public const int MaxRows = 32;
 
     /// <summary>
-    /// The most rows for which the kernel replaces libtorch (measured with `generate --micro 1`):
-    /// 32 for float32 weights, where libtorch's small matrix products stay at a third of the
-    /// kernel's speed or less; 4 for bfloat16, beyond which libtorch's (oneDNN) is as fast.
+    /// The most rows for which the kernel replaces libtorch, measured as whole decode steps of
+    /// qwen2.5-0.5b (each step's other operations single-threaded, as decoding runs them): 32
+    /// for float32 weights, where libtorch's small matrix products stay at a third of the
+    /// kernel's speed or less; 12 for bfloat16 (8 rows: 76 ms against libtorch's 99; 12: 99
+    /// against 108; 16: 148 against 117, where oneDNN's AVX-512 BF16 dot products win).
     /// </summary>
-    public static int RowLimit(ScalarType dtype) => dtype == ScalarType.BFloat16 ? 4 : 32;
+    public static int RowLimit(ScalarType dtype) => dtype == ScalarType.BFloat16 ? 12 : 32;
 
     // At least this much work per parallel chunk: weight bytes times the groups of four rows.
     const long MinChunkBytes = 256 << 10;
