@@ -57,6 +57,8 @@ case("forbidden_fail_case", K, {"forbidden_words": ["bad", "ugly"]}, "This is Ba
 case("forbidden_word_boundary", K, {"forbidden_words": ["bad"]}, "He behaved badly.", want=one(T, T))
 case("forbidden_unicode_boundary", K, {"forbidden_words": ["caf"]}, "Un café, s'il vous plaît.", want=one(T, T))
 case("forbidden_unicode_word", K, {"forbidden_words": ["café"]}, "Un café, s'il vous plaît.", hf=True, want=one(F, F))
+case("forbidden_astral_letter_is_word", K, {"forbidden_words": ["it"]}, "Use it\U0001D400\U0001D401 now.", want=one(T, T))
+case("forbidden_emoji_is_not_word", K, {"forbidden_words": ["great"]}, "This is great\U0001F600", want=one(F, F))
 case("forbidden_digit_boundary", K, {"forbidden_words": ["top"]}, "He was top10 in the race.", want=one(T, T))
 
 # keywords:letter_frequency -- Counter over value.lower()
@@ -99,6 +101,8 @@ case("language_mr_pass", K, {"language": "mr"},
      "हे उत्तर पूर्णपणे मराठीत लिहिले आहे आणि मला आशा आहे की तुम्हाला ते आवडेल.", want=one(T, T))
 case("language_ta_pass", K, {"language": "ta"}, "இது முழுவதும் தமிழில் எழுதப்பட்ட பதில்.", want=one(T, T))
 case("language_th_pass", K, {"language": "th"}, "นี่คือคำตอบที่เขียนเป็นภาษาไทยทั้งหมด", want=one(T, T))
+case("language_de_got_nl", K, {"language": "de"},
+     "Het is een mooie dag en ik ga naar de markt met mijn vrienden.", want=one(F, F))
 case("language_pt_got_es", K, {"language": "pt"},
      "Esta es una respuesta escrita completamente en español para el usuario.", want=one(F, F))
 case("language_it_pass", K, {"language": "it"}, "Questa è una risposta scritta interamente in italiano per te.",
@@ -273,6 +277,7 @@ case("capital_words_fail", K, CW(2, "less than"), "I LOVE NEW York.", want=one(F
 case("capital_words_contraction", K, CW(2, "at least"), "DON'T go.", hf=True, want=one(T, T))
 case("capital_words_less_than_pass", K, CW(5, "less than"), "Only ONE word here is loud.", want=one(T, T))
 case("capital_words_punct_tokens", K, CW(3, "at least"), "NASA, FBI and (CIA) agree.", want=one(T, T))
+case("capital_words_astral", K, CW(3, "at least"), "\U0001D400\U0001D401 IS BOLD.", want=one(T, T))
 case("capital_words_cannot", K, CW(2, "at least"), "I cannot say. WE CANNOT.")
 
 # change_case:english_capital
@@ -381,4 +386,6 @@ TOKENIZER_TEXTS = [
     "'Tis the season. 'twas fine.",
     "A list: [1] one; {2} two; <3> three.",
     "Ph.D. students work hard. Prof. lee agreed.",
+    "I cannot\U0001D400\U0001D401 go. d'ye\U0001D400 know? 'twas\U0001D7CF fine:\U0001D7CF0",
+    "Line\u2028separator. Next\x85one. Odd\x1cspace.",
 ]

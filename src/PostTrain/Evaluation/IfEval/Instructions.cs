@@ -154,7 +154,7 @@ internal static class InstructionRegistry
 sealed class KeywordExistence(Kwargs k) : Instruction
 {
     readonly Regex[] keywords = k.Strings("keywords").Select(w => k.Pattern("keywords", w, RegexOptions.IgnoreCase)).ToArray();
-    public override bool Follows(string r) => keywords.All(re => re.IsMatch(r));
+    public override bool Follows(string r) => keywords.All(re => re.IsMatch(PyText.ForPattern(r)));
 }
 
 sealed class KeywordFrequency : Instruction
@@ -170,14 +170,14 @@ sealed class KeywordFrequency : Instruction
         relation = k.Relation("relation");
     }
 
-    public override bool Follows(string r) => Compare(keyword.Matches(r).Count, relation, frequency);
+    public override bool Follows(string r) => Compare(keyword.Matches(PyText.ForPattern(r)).Count, relation, frequency);
 }
 
 sealed class ForbiddenWords(Kwargs k) : Instruction
 {
     readonly Regex[] words = k.Strings("forbidden_words").Distinct()
         .Select(w => k.Pattern("forbidden_words", @"\b" + w + @"\b", RegexOptions.IgnoreCase)).ToArray();
-    public override bool Follows(string r) => !words.Any(re => re.IsMatch(r));
+    public override bool Follows(string r) => !words.Any(re => re.IsMatch(PyText.ForPattern(r)));
 }
 
 sealed class LetterFrequency : Instruction
@@ -322,7 +322,7 @@ sealed class Postscript : Instruction
         };
     }
 
-    public override bool Follows(string r) => pattern.IsMatch(PyText.Lower(r));
+    public override bool Follows(string r) => pattern.IsMatch(PyText.ForPattern(PyText.Lower(r)));
 }
 
 sealed class BulletLists(Kwargs k) : Instruction
@@ -372,7 +372,7 @@ sealed class Sections : Instruction
 
     // re.split returns the pieces between matches and, after each match, every group of the pattern.
     public override bool Follows(string r) =>
-        (long)splitter.Matches(r).Count * splitter.GetGroupNumbers().Length >= minimum;
+        (long)splitter.Matches(PyText.ForPattern(r)).Count * splitter.GetGroupNumbers().Length >= minimum;
 }
 
 sealed class JsonFormat : Instruction

@@ -224,6 +224,31 @@ internal static class PyText
         return sb.ToString();
     }
 
+    /// <summary>
+    /// The text a translated pattern should search: .NET regexes see a character outside the BMP as
+    /// two surrogates, which are neither <c>\w</c> nor <c>\d</c>, while Python sees one code point. So each
+    /// such letter or number is replaced by a BMP stand-in of its kind (a decimal digit by U+0660, any
+    /// other letter or number by U+A4D0), which keeps <c>\b</c>, <c>\w</c> and <c>\d</c> right next to it;
+    /// other characters (emoji) stay as they are. Only counts and yes/no answers are taken from the
+    /// result, never positions. A pattern that itself names such a character will not find it.
+    /// </summary>
+    public static string ForPattern(string text)
+    {
+        bool any = false;
+        foreach (char c in text) if (char.IsSurrogate(c)) { any = true; break; }
+        if (!any) return text;
+        var sb = new StringBuilder(text.Length);
+        foreach (var r in text.EnumerateRunes())
+        {
+            if (r.IsBmp) { sb.Append((char)r.Value); continue; }
+            var cat = Rune.GetUnicodeCategory(r);
+            if (cat == UnicodeCategory.DecimalDigitNumber) sb.Append('\u0660');
+            else if (cat <= UnicodeCategory.OtherLetter || cat is UnicodeCategory.LetterNumber or UnicodeCategory.OtherNumber) sb.Append('\uA4D0');
+            else sb.Append(r.ToString());
+        }
+        return sb.ToString();
+    }
+
     /// <summary>Compiles a Python pattern given in a kwarg, or throws <see cref="ArgumentException"/>.</summary>
     public static Regex CompileUserPattern(string pythonPattern, RegexOptions options) =>
         new(TranslatePattern(pythonPattern), options | RegexOptions.CultureInvariant);

@@ -65,6 +65,48 @@ internal static class TreebankWords
     /// <summary>The tokens of one sentence.</summary>
     public static List<string> TokenizeSentence(string text)
     {
+        // .NET regexes see a letter or digit outside the BMP as two surrogates, which are not \w; Python sees
+        // one word character. Such characters are swapped for a BMP letter (or digit) that is not in the
+        // text, and put back in order afterwards: the rules never reorder characters.
+        var masked = Mask(text, out var letter, out var digit, out var originals);
+        var tokens = Rules(masked);
+        if (originals.Count == 0) return tokens;
+        int next = 0;
+        for (int i = 0; i < tokens.Count; i++)
+        {
+            if (tokens[i].IndexOf(letter) < 0 && tokens[i].IndexOf(digit) < 0) continue;
+            var sb = new System.Text.StringBuilder();
+            foreach (char c in tokens[i]) sb.Append(c == letter || c == digit ? originals[next++] : c.ToString());
+            tokens[i] = sb.ToString();
+        }
+        return tokens;
+    }
+
+    static readonly char[] LetterStandIns = { '\uA4D0', '\uA4D1', '\uA4D2', '\uA4D3' };
+    static readonly char[] DigitStandIns = { '\u1810', '\u1811', '\u1812', '\u1813' };
+
+    static string Mask(string text, out char letter, out char digit, out List<string> originals)
+    {
+        originals = new List<string>();
+        letter = LetterStandIns.First(c => text.IndexOf(c) < 0);
+        digit = DigitStandIns.First(c => text.IndexOf(c) < 0);
+        if (!text.Any(char.IsSurrogate)) return text;
+        var sb = new System.Text.StringBuilder(text.Length);
+        foreach (var r in text.EnumerateRunes())
+        {
+            var cat = System.Text.Rune.GetUnicodeCategory(r);
+            bool isDigit = cat == System.Globalization.UnicodeCategory.DecimalDigitNumber;
+            bool isWord = isDigit || cat <= System.Globalization.UnicodeCategory.OtherLetter
+                || cat is System.Globalization.UnicodeCategory.LetterNumber or System.Globalization.UnicodeCategory.OtherNumber;
+            if (r.IsBmp || !isWord) { sb.Append(r.ToString()); continue; }
+            originals.Add(r.ToString());
+            sb.Append(isDigit ? digit : letter);
+        }
+        return sb.ToString();
+    }
+
+    static List<string> Rules(string text)
+    {
         foreach (var (re, to) in StartingQuotes) text = re.Replace(text, to);
         foreach (var (re, to) in Punctuation) text = re.Replace(text, to);
         text = ParensBrackets.Item1.Replace(text, ParensBrackets.Item2);
