@@ -9,7 +9,9 @@ installed: its four ifeval files are read from a git mirror (`git show REV:lm_ev
 into a temporary package and imported unchanged. What is patched, and why:
 
 * instructions_util asserts nltk >= 3.9.1 and downloads punkt_tab at import. Debian 12 has nltk 3.8 and
-  there is no network, so the version check is told 3.9.1 and nltk.download does nothing.
+  there is no network, so the version check is told 3.9.1 and nltk.download does nothing. The punkt,
+  Treebank and RegexpTokenizer code that runs is therefore nltk 3.8's; nltk 3.9's source was not
+  available to compare (3.9 changed how the Punkt model is loaded).
 * nltk >= 3.9 loads the English Punkt model from punkt_tab (nltk.data.load of punkt/english.pickle is
   redirected to PunktTokenizer("english")). The punkt_tab data is not on this machine. The sentence
   tokenizer used by count_sentences and by word_tokenize (capital_word_frequency) is therefore
