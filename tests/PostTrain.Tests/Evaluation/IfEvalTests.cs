@@ -122,6 +122,23 @@ public class IfEvalTests
     }
 
     [Fact]
+    public void A_document_built_in_code_scores_like_a_parsed_one()
+    {
+        var doc = new JsonObject
+        {
+            ["prompt"] = "p",
+            ["instruction_id_list"] = new JsonArray("length_constraints:number_words", "keywords:existence"),
+            ["kwargs"] = new JsonArray(
+                new JsonObject { ["num_words"] = JsonValue.Create(3L), ["relation"] = "at least", ["keywords"] = null },
+                new JsonObject { ["keywords"] = new JsonArray("cat"), ["num_words"] = JsonValue.Create(0) }),
+        };
+        var r = IfEvalScorer.Score(doc, "A cat sat here.", "d");
+        Assert.Equal(new[] { true, true }, r.InstLevelStrict);
+        doc["kwargs"]![0]!["num_words"] = JsonValue.Create(2.5);
+        Assert.Contains("kwargs[0].num_words: must be an integer", Assert.Throws<InputError>(() => IfEvalScorer.Score(doc, "x", "d")).Message);
+    }
+
+    [Fact]
     public void An_empty_instruction_list_follows_everything()
     {
         var r = IfEvalScorer.Score(JsonNode.Parse("""{"prompt": "p", "instruction_id_list": [], "kwargs": []}""")!.AsObject(), "x", "d");

@@ -1,3 +1,4 @@
+using System.Text.Json;
 using System.Text.Json.Nodes;
 
 namespace PostTrain.Evaluation.IfEval;
@@ -71,7 +72,7 @@ public static class IfEvalScorer
             throw Error("instruction_id_list", doc.ContainsKey("instruction_id_list") ? "must be a list of instruction ids" : "missing");
         if (doc["kwargs"] is not JsonArray kwargs)
             throw Error("kwargs", doc.ContainsKey("kwargs") ? "must be a list of objects, one per instruction" : "missing");
-        if (doc["prompt"] is not JsonValue prompt || !prompt.TryGetValue<string>(out _))
+        if (doc["prompt"]?.GetValueKind() != JsonValueKind.String)
             throw Error("prompt", doc.ContainsKey("prompt") ? "must be a string" : "missing");
         if (kwargs.Count < ids.Count)
             throw Error("kwargs", $"has {kwargs.Count} entries for {ids.Count} instructions");
@@ -79,8 +80,9 @@ public static class IfEvalScorer
         var result = new Instruction[ids.Count];
         for (int i = 0; i < ids.Count; i++)
         {
-            if (ids[i] is not JsonValue v || !v.TryGetValue<string>(out var id))
+            if (ids[i]?.GetValueKind() != JsonValueKind.String)
                 throw Error($"instruction_id_list[{i}]", "must be a string");
+            var id = ids[i]!.GetValue<string>();
             if (!InstructionRegistry.IsKnown(id))
                 throw Error($"instruction_id_list[{i}]", $"unknown instruction id \"{id}\"");
             if (kwargs[i] is not JsonObject args)

@@ -1,3 +1,4 @@
+using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
 
@@ -51,11 +52,17 @@ internal sealed class Kwargs
         null => false,
         JsonArray a => a.Count > 0,
         JsonObject o => o.Count > 0,
-        JsonValue x when x.TryGetValue<bool>(out var b) => b,
-        JsonValue x when x.TryGetValue<string>(out var s) => s.Length > 0,
-        JsonValue x when x.TryGetValue<double>(out var d) => d != 0,
-        _ => true,
+        _ => v.GetValueKind() switch
+        {
+            JsonValueKind.False or JsonValueKind.Null => false,
+            JsonValueKind.String => v.GetValue<string>().Length > 0,
+            JsonValueKind.Number => Number(v) != 0,
+            _ => true,
+        },
     };
+
+    // Works for parsed values and for ones built in code (JsonValue.Create(5L)) alike.
+    static double Number(JsonNode v) => double.Parse(v.ToJsonString(), System.Globalization.CultureInfo.InvariantCulture);
 
     public InputError Error(string key, string message) => new($"{where}: {field}.{key}: {message}");
 
@@ -66,13 +73,14 @@ internal sealed class Kwargs
     public string String(string key)
     {
         var v = Required(key, "a non-empty string");
-        return v is JsonValue x && x.TryGetValue<string>(out var s) ? s : throw Error(key, $"must be a string, got {v.ToJsonString()}");
+        return v.GetValueKind() == JsonValueKind.String ? v.GetValue<string>() : throw Error(key, $"must be a string, got {v.ToJsonString()}");
     }
 
     public long Integer(string key, long min = long.MinValue)
     {
         var v = Required(key, "a non-zero integer");
-        if (v is not JsonValue x || x.TryGetValue<bool>(out _) || !x.TryGetValue<double>(out var d) || d != Math.Floor(d) || Math.Abs(d) > 1e15)
+        double d = v.GetValueKind() == JsonValueKind.Number ? Number(v) : double.NaN;
+        if (double.IsNaN(d) || d != Math.Floor(d) || Math.Abs(d) > 1e15)
             throw Error(key, $"must be an integer, got {v.ToJsonString()}");
         if (d < min) throw Error(key, $"must be at least {min}, got {d} (lm-eval would draw a random value)");
         return (long)d;
@@ -91,7 +99,7 @@ internal sealed class Kwargs
         if (v is not JsonArray a) throw Error(key, $"must be a list of strings, got {v.ToJsonString()}");
         var list = new List<string>();
         foreach (var e in a)
-            list.Add(e is JsonValue x && x.TryGetValue<string>(out var s) ? s : throw Error(key, $"must be a list of strings, got {v.ToJsonString()}"));
+            list.Add(e?.GetValueKind() == JsonValueKind.String ? e.GetValue<string>() : throw Error(key, $"must be a list of strings, got {v.ToJsonString()}"));
         return list;
     }
 

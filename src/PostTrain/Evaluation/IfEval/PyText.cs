@@ -45,9 +45,6 @@ internal static class PyText
         return s.Substring(0, b);
     }
 
-    /// <summary><c>str.strip(chars)</c> for BMP characters.</summary>
-    public static string Strip(string s, string chars) => s.Trim(chars.ToCharArray());
-
     /// <summary><c>str.split()</c> with no separator.</summary>
     public static List<string> SplitWhitespace(string s)
     {
