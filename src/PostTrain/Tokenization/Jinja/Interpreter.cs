@@ -77,10 +77,13 @@ public sealed class Interpreter
     public IReadOnlyList<object>? TrackedItems { get; set; }
     public Dictionary<int, (int Start, int End)> TrackedSpans { get; } = [];
 
-    public Interpreter(string name, Func<DateTime> now)
+    private readonly JinjaDialect _dialect;
+
+    public Interpreter(string name, Func<DateTime> now, JinjaDialect? dialect = null)
     {
         _name = name;
         Now = now;
+        _dialect = dialect ?? JinjaDialect.Transformers;
         _out.Push(_root);
     }
 
@@ -116,7 +119,11 @@ public sealed class Interpreter
             switch (node)
             {
                 case TextStmt t: Out.Append(t.Text); return Flow.Normal;
-                case PrintStmt p: Out.Append(PyOps.Str(Eval(p.Value, scope))); return Flow.Normal;
+                case PrintStmt p:
+                    var printed = Eval(p.Value, scope);
+                    if (printed is Undefined undefined && _dialect.StrictUndefined) throw new TemplateRuntimeError(undefined.Message());
+                    Out.Append(PyOps.Str(printed));
+                    return Flow.Normal;
                 case IfStmt i:
                     foreach (var (test, branch) in i.Branches)
                         if (PyOps.Truthy(Eval(test, scope))) return Exec(branch, scope);
@@ -325,6 +332,7 @@ public sealed class Interpreter
     private object? ApplyFilter(FilterExpr f, object? value, Scope scope)
     {
         var (args, kwargs) = EvalArgs(f.Args, f.Kwargs, scope);
+        if (_dialect.Filters.TryGetValue(f.Name, out var extra)) return extra(value, args, kwargs);
         return Filters.Apply(this, f.Name, value, args, kwargs);
     }
 

@@ -24,12 +24,14 @@ public readonly record struct Token(TokenKind Kind, string Text, int Line, int C
 /// trim_blocks (the first newline after a block or comment tag is removed), lstrip_blocks
 /// (spaces and tabs before a block or comment tag at the start of a line are removed; "{%+"
 /// turns it off), "-" on either side of a tag strips all whitespace on that side, and a
-/// single trailing newline of the source is dropped (keep_trailing_newline=False).
+/// single trailing newline of the source is dropped (keep_trailing_newline=False). Other
+/// environments (lm-evaluation-harness's) turn these off through <see cref="JinjaDialect"/>.
 /// </summary>
 public sealed class Lexer
 {
     private readonly string _src;
     private readonly string _name;
+    private readonly JinjaDialect _dialect;
     private readonly List<Token> _tokens = [];
     private int _pos;
     private readonly int[] _lineStarts;
@@ -37,10 +39,11 @@ public sealed class Lexer
     private static readonly string[] Operators =
         ["//", "**", "==", "!=", "<=", ">=", "+", "-", "/", "*", "%", "~", "[", "]", "(", ")", "{", "}", "<", ">", "=", ".", ":", "|", ",", ";"];
 
-    private Lexer(string source, string name)
+    private Lexer(string source, string name, JinjaDialect dialect)
     {
+        _dialect = dialect;
         source = source.Replace("\r\n", "\n").Replace('\r', '\n');
-        if (source.EndsWith('\n')) source = source[..^1];
+        if (!dialect.KeepTrailingNewline && source.EndsWith('\n')) source = source[..^1];
         _src = source;
         _name = name;
         var starts = new List<int> { 0 };
@@ -48,9 +51,9 @@ public sealed class Lexer
         _lineStarts = [.. starts];
     }
 
-    public static List<Token> Tokenize(string source, string name)
+    public static List<Token> Tokenize(string source, string name, JinjaDialect? dialect = null)
     {
-        var lexer = new Lexer(source, name);
+        var lexer = new Lexer(source, name, dialect ?? JinjaDialect.Transformers);
         lexer.Run();
         return lexer._tokens;
     }
@@ -95,7 +98,7 @@ public sealed class Lexer
             {
                 data = data.TrimEnd();
             }
-            else if (sign != '+' && kind != '{')
+            else if (sign != '+' && kind != '{' && _dialect.LstripBlocks)
             {
                 // lstrip_blocks: whitespace between the last newline (or a line start) and the tag goes.
                 int lpos = data.LastIndexOf('\n') + 1;
@@ -111,7 +114,7 @@ public sealed class Lexer
                 if (end < 0) throw Error(tagStart, "missing end of comment tag");
                 _pos = end + 2;
                 if (_src[end - 1] == '-' && end - 1 >= inner) stripNextData = true;
-                else if (_src[end - 1] != '+' && _pos < _src.Length && _src[_pos] == '\n') _pos++;
+                else if (_src[end - 1] != '+' && _dialect.TrimBlocks && _pos < _src.Length && _src[_pos] == '\n') _pos++;
                 continue;
             }
             if (kind == '%' && TryRaw(tagStart, inner, ref stripNextData)) continue;
@@ -147,12 +150,12 @@ public sealed class Lexer
         if (!m.Success) throw Error(tagStart, "missing end of raw directive");
         string body = _src.Substring(bodyStart, m.Index);
         if (stripAfterOpen) body = body.TrimStart();
-        else if (body.StartsWith('\n')) body = body[1..];
+        else if (_dialect.TrimBlocks && body.StartsWith('\n')) body = body[1..];
         if (m.Groups[1].Value == "-") body = body.TrimEnd();
         if (body.Length > 0) Add(TokenKind.Data, body, bodyStart);
         _pos = bodyStart + m.Index + m.Length;
         if (m.Groups[2].Value == "-") stripNextData = true;
-        else if (m.Groups[2].Value != "+" && _pos < _src.Length && _src[_pos] == '\n') _pos++;
+        else if (m.Groups[2].Value != "+" && _dialect.TrimBlocks && _pos < _src.Length && _src[_pos] == '\n') _pos++;
         return true;
     }
 
@@ -182,7 +185,7 @@ public sealed class Lexer
                 {
                     Add(end == "}}" ? TokenKind.VariableEnd : TokenKind.BlockEnd, end, _pos);
                     _pos += 2;
-                    if (end == "%}" && _pos < _src.Length && _src[_pos] == '\n') _pos++; // trim_blocks
+                    if (end == "%}" && _dialect.TrimBlocks && _pos < _src.Length && _src[_pos] == '\n') _pos++; // trim_blocks
                     return;
                 }
             }

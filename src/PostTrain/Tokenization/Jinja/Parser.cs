@@ -9,11 +9,14 @@ public sealed class Parser
     // Inside an if block or an inline if, jinja2 defers unknown filter/test errors to runtime.
     private int _soft;
 
-    private Parser(List<Token> tokens, string name) { _t = tokens; _name = name; }
+    private readonly JinjaDialect _dialect;
 
-    public static List<Node> Parse(string source, string name)
+    private Parser(List<Token> tokens, string name, JinjaDialect dialect) { _t = tokens; _name = name; _dialect = dialect; }
+
+    public static List<Node> Parse(string source, string name, JinjaDialect? dialect = null)
     {
-        var p = new Parser(Lexer.Tokenize(source, name), name);
+        dialect ??= JinjaDialect.Transformers;
+        var p = new Parser(Lexer.Tokenize(source, name, dialect), name, dialect);
         var body = p.ParseBody([]);
         if (p.Cur.Kind != TokenKind.Eof) throw p.Error(p.Cur, $"unexpected {p.Cur}");
         return body;
@@ -209,7 +212,7 @@ public sealed class Parser
         var tok = Cur;
         var name = ExpectName();
         while (Cur.Is(".")) { Next(); name += "." + ExpectName(); }
-        if (_soft == 0 && !Filters.JinjaNames.Contains(name)) throw new TemplateError(_name, tok.Line, tok.Column, $"No filter named '{name}'.");
+        if (_soft == 0 && !Filters.JinjaNames.Contains(name) && !_dialect.Filters.ContainsKey(name)) throw new TemplateError(_name, tok.Line, tok.Column, $"No filter named '{name}'.");
         List<Expr> args = [];
         List<(string, Expr)> kwargs = [];
         if (Cur.Is("(")) (args, kwargs) = ParseCallArgs();
