@@ -54,6 +54,7 @@ public static class DpoCommand
             ReferenceModel? reference = PolicyModel.Reference(options, model, options.RefModel);
             try
             {
+                var taskEvaluation = TrainingRuns.TaskEvaluation(options);
                 TrainingRuns.PrepareOutput(options.Output!, resumeFrom is not null, Table.ToYaml(options));
                 if (options.PrecomputeRefLogps)
                 {
@@ -65,6 +66,7 @@ public static class DpoCommand
                 }
                 using var stop = TrainingRuns.CancelOnCtrlC(stdout);
                 var trainer = new Trainer<PreferencePair>(model, new DpoMethod(options, reference), trainPairs, evalPairs, options, options.Output!, options.Model);
+                if (taskEvaluation is not null) trainer.Evaluations.Add(taskEvaluation.Evaluate);
                 var outcome = trainer.Train(stdout, resumeFrom, stop.Token);
                 return outcome.Interrupted ? 130 : 0;
             }

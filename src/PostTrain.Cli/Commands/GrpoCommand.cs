@@ -35,6 +35,8 @@ public static class GrpoCommand
         S("scale-rewards", "Divide advantages by the std of the group, of the batch, or not at all (grpo)", typeof(ScaleRewards), o => o.ScaleRewards, (o, v) => o with { ScaleRewards = (ScaleRewards)v! }, ["group", "batch", "none"]),
         S("mask-truncated-completions", "Leave completions cut at --max-completion-length out of the loss", typeof(bool), o => o.MaskTruncatedCompletions, (o, v) => o with { MaskTruncatedCompletions = (bool)v! }),
         S("log-completions-steps", "Append sampled prompts, completions and rewards to OUTPUT/completions.jsonl every N steps (0: never)", typeof(int), o => o.LogCompletionsSteps, (o, v) => o with { LogCompletionsSteps = (int)v! }),
+        S("eval-temperature", "Sampling temperature for the --eval-data prompts (0: greedy)", typeof(double), o => o.EvalTemperature, (o, v) => o with { EvalTemperature = (double)v! }),
+        S("eval-num-generations", "Completions per --eval-data prompt", typeof(int), o => o.EvalNumGenerations, (o, v) => o with { EvalNumGenerations = (int)v! }),
         S("skip-invalid", "Drop invalid records (and say how many) instead of failing", typeof(bool), o => o.SkipInvalid, (o, v) => o with { SkipInvalid = (bool)v! }),
     ]);
 
@@ -60,31 +62,38 @@ public static class GrpoCommand
 
             var data = PromptDataset.Load(options.Data!, options.PromptField, options.SkipInvalid);
             if (data.Skipped > 0) stdout.WriteLine($"Skipped {data.Skipped} invalid records of {options.Data}");
-            stdout.WriteLine($"Data: {data.Examples.Count} prompts, {data.Format}");
+            var evalData = options.EvalData is null ? null : PromptDataset.Load(options.EvalData, options.PromptField, options.SkipInvalid);
+            stdout.WriteLine($"Data: {data.Examples.Count} prompts, {data.Format}" + (evalData is null ? "" : $"; eval: {evalData.Examples.Count} prompts"));
             var tokenizer = HfTokenizer.FromDirectory(options.Model!);
-            var template = data.Format.Conversational ? ChatTemplate.FromModelDirectory(options.Model!) : null;
+            var template = data.Format.Conversational || evalData?.Format.Conversational == true ? ChatTemplate.FromModelDirectory(options.Model!) : null;
             var config = HfCheckpoint.LoadConfig(options.Model!);
             int maxPrompt = Math.Min(options.MaxLength, config.MaxPositionEmbeddings - options.MaxCompletionLength);
             if (maxPrompt < 1) throw new InputError($"--max-completion-length: {options.MaxCompletionLength} leaves no room for a prompt in the model's context of {config.MaxPositionEmbeddings}");
-            int truncated = 0;
-            var units = data.Examples.Select((e, i) =>
+            List<PromptUnit> Units(PromptDataset set, string split)
             {
-                // As TRL: the chat template with the generation prompt, tokenized without added special tokens.
-                var text = e.Messages is null ? e.Text! : Prompts.RenderChat(template!, e.Messages, e.Tools, null);
-                var ids = tokenizer.Encode(text);
-                if (ids.Length == 0) throw new InputError($"{e.Source}: {options.PromptField}: the prompt has no tokens");
-                if (ids.Length > maxPrompt)
+                int truncated = 0;
+                var units = set.Examples.Select((e, i) =>
                 {
-                    truncated++;
-                    ids = ids[^maxPrompt..]; // keep the end, as TRL's max_prompt_length does
-                }
-                return new PromptUnit(i, ids, text, e);
-            }).ToList();
-            if (truncated > 0) stdout.WriteLine($"Truncated {truncated} prompts to their last {maxPrompt} tokens (--max-length, and room for --max-completion-length)");
+                    // As TRL: the chat template with the generation prompt, tokenized without added special tokens.
+                    var text = e.Messages is null ? e.Text! : Prompts.RenderChat(template!, e.Messages, e.Tools, null);
+                    var ids = tokenizer.Encode(text);
+                    if (ids.Length == 0) throw new InputError($"{e.Source}: {options.PromptField}: the prompt has no tokens");
+                    if (ids.Length > maxPrompt)
+                    {
+                        truncated++;
+                        ids = ids[^maxPrompt..]; // keep the end, as TRL's max_prompt_length does
+                    }
+                    return new PromptUnit(i, ids, text, e);
+                }).ToList();
+                if (truncated > 0) stdout.WriteLine($"Truncated {truncated} {split} prompts to their last {maxPrompt} tokens (--max-length, and room for --max-completion-length)");
+                return units;
+            }
+            var units = Units(data, "train");
+            var evalUnits = evalData is null ? null : Units(evalData, "eval");
 
             var rewardNames = options.Reward.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
             if (rewardNames.Contains("math"))
-                foreach (var e in data.Examples.Where(e => e.Row[options.AnswerField] is null))
+                foreach (var e in data.Examples.Concat(evalData?.Examples ?? []).Where(e => e.Row[options.AnswerField] is null))
                     throw new InputError($"{e.Source}: {options.AnswerField}: missing (the math reward's reference answer; --answer-field names another field)");
             var rewardSettings = new RewardSettings { AnswerField = options.AnswerField, FormatPattern = options.FormatPattern, RewardModel = options.RewardModel };
             var functions = rewardNames.Select(n => BuiltInRewards.Create(n, rewardSettings)).ToList();
@@ -92,6 +101,7 @@ public static class GrpoCommand
             {
                 var rewardSet = new RewardSet(functions, RewardSet.ParseWeights(options.RewardWeights));
                 var eos = GenerationConfig.Load(options.Model!, config).EosTokenIds;
+                var taskEvaluation = TrainingRuns.TaskEvaluation(options);
                 TrainingRuns.PrepareOutput(options.Output!, resumeFrom is not null, Table.ToYaml(options));
                 using var model = PolicyModel.Load(options);
                 using var reference = options.EffectiveBeta > 0 ? PolicyModel.Reference(options, model, options.RefModel) : null;
@@ -100,6 +110,8 @@ public static class GrpoCommand
                 using var stop = TrainingRuns.CancelOnCtrlC(stdout);
                 // The loop batches prompts (UnitsPerMicroBatch): --batch-size counts completions, G per prompt.
                 var trainer = new Trainer<PromptUnit>(model, method, units, null, options, options.Output!, options.Model);
+                if (evalUnits is not null) trainer.Evaluations.Add(m => method.EvaluatePrompts(m, evalUnits));
+                if (taskEvaluation is not null) trainer.Evaluations.Add(taskEvaluation.Evaluate);
                 var outcome = trainer.Train(stdout, resumeFrom, stop.Token);
                 return outcome.Interrupted ? 130 : 0;
             }

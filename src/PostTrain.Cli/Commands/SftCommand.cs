@@ -42,10 +42,12 @@ public static class SftCommand
             var trainUnits = Prepare(tokenization, train, options, stdout, "train");
             var evalUnits = eval is null ? null : Prepare(tokenization, eval, options, stdout, "eval");
 
+            var taskEvaluation = TrainingRuns.TaskEvaluation(options);
             TrainingRuns.PrepareOutput(options.Output!, resumeFrom is not null, Table.ToYaml(options));
             using var model = PolicyModel.Load(options);
             using var stop = TrainingRuns.CancelOnCtrlC(stdout);
             var trainer = new Trainer<TokenizedSequence>(model, new SftMethod(), trainUnits, evalUnits, options, options.Output!, options.Model);
+            if (taskEvaluation is not null) trainer.Evaluations.Add(taskEvaluation.Evaluate);
             var outcome = trainer.Train(stdout, resumeFrom, stop.Token);
             return outcome.Interrupted ? 130 : 0;
         }));

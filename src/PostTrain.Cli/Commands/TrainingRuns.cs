@@ -6,6 +6,10 @@ namespace PostTrain.Cli.Commands;
 /// <summary>What every training command does around its trainer: output directory, resume, Ctrl-C.</summary>
 public static class TrainingRuns
 {
+    /// <summary>--eval-tasks read and checked before any training (null when not given).</summary>
+    public static PostTrain.Evaluation.TrainingTaskEvaluation? TaskEvaluation(TrainingOptions options) =>
+        options.EvalTasks is null ? null : new(options.EvalTasks, options.EvalTasksLimit, options.Model!);
+
     public static Option<string?> ResumeOption() => new("--resume")
     {
         Description = "Continue a run: from its latest checkpoint (no value) or from the checkpoint directory given",

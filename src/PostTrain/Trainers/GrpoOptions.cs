@@ -53,6 +53,10 @@ public sealed record GrpoOptions : TrainingOptions
     public bool MaskTruncatedCompletions { get; init; }
     /// <summary>Append prompts, completions and rewards to OUTPUT/completions.jsonl every N steps (0: never).</summary>
     public int LogCompletionsSteps { get; init; } = 10;
+    /// <summary>Sampling temperature for the --eval-data prompts (0: greedy).</summary>
+    public double EvalTemperature { get; init; }
+    /// <summary>Completions per --eval-data prompt.</summary>
+    public int EvalNumGenerations { get; init; } = 1;
     public bool SkipInvalid { get; init; }
 
     public double EffectiveBeta => Beta ?? (Algorithm == OnlineAlgorithm.Rloo ? 0.05 : 0.0);
@@ -79,6 +83,8 @@ public sealed record GrpoOptions : TrainingOptions
         Require(EffectiveBeta >= 0 && double.IsFinite(EffectiveBeta), "beta", "must not be negative");
         Require(SaveSteps % NumIterations == 0, "save-steps", $"must be a multiple of --num-iterations ({NumIterations}): a checkpoint between the iterations on one batch could not resume it exactly");
         Require(LogCompletionsSteps >= 0, "log-completions-steps", "must not be negative");
-        Require(EvalData is null, "eval-data", "is not supported by online RL yet (score held-out prompts with generate and a reward)");
+        Require(EvalTemperature >= 0 && double.IsFinite(EvalTemperature), "eval-temperature", "must not be negative (0: greedy)");
+        Require(EvalNumGenerations >= 1, "eval-num-generations", "must be at least 1");
+        Require(EvalNumGenerations == 1 || EvalTemperature > 0, "eval-num-generations", "greedy evaluation (--eval-temperature 0) gives one completion per prompt; sample to get more");
     }
 }

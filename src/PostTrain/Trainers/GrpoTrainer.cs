@@ -263,6 +263,38 @@ public sealed class GrpoMethod : TrainingMethod<PromptUnit>
         }
     }
 
+    /// <summary>
+    /// Held-out prompts (--eval-data) sampled at --eval-temperature (0: greedy),
+    /// --eval-num-generations each, and scored with the run's rewards: eval_reward (the weighted
+    /// total's mean), eval_rewards/NAME/mean, eval_completions/mean_length.
+    /// </summary>
+    public Dictionary<string, double> EvaluatePrompts(CausalLM model, IReadOnlyList<PromptUnit> units)
+    {
+        var engine = new GenerationEngine(model, decode);
+        int n = options.EvalNumGenerations;
+        var sampling = new SamplingOptions
+        {
+            MaxNewTokens = options.MaxCompletionLength, Temperature = options.EvalTemperature, TopP = options.TopP, TopK = options.TopK,
+            N = n, Seed = options.Seed, EosTokenIds = eos, BatchSize = Math.Max(n, options.BatchSize),
+        };
+        var completions = engine.Generate(units.Select(u => u.Ids).ToList(), sampling);
+        var samples = units.SelectMany((u, i) => completions[i].Select(c => new RewardSample(
+            u.Text, u.Example.Messages, c.Text ?? decode?.Invoke(c.TokenIds) ?? "", c.TokenIds, u.Example.Row))).ToList();
+        var scores = rewards.Score(samples);
+        var metrics = new Dictionary<string, double>
+        {
+            ["eval_reward"] = scores.Total.Average(),
+            ["eval_completions/mean_length"] = completions.SelectMany(c => c).Average(c => c.TokenIds.Length),
+        };
+        var names = rewards.Names;
+        for (int f = 0; f < names.Count; f++)
+        {
+            var applied = scores.PerFunction[f].Where(v => v is not null).Select(v => v!.Value).ToList();
+            metrics[$"eval_rewards/{names[f]}/mean"] = applied.Count > 0 ? applied.Average() : double.NaN;
+        }
+        return metrics;
+    }
+
     bool Masked(Rollout r, int i) => options.MaskTruncatedCompletions && r.Truncated[i];
 
     void ComputeAdvantages(CausalLM model, List<Rollout> built)

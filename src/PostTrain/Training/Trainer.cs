@@ -47,6 +47,12 @@ public sealed class Trainer<TUnit>
         model.GradientCheckpointing = options.GradientCheckpointing;
     }
 
+    /// <summary>
+    /// Evaluations beside the evaluation loss, run on the model (in eval mode, adapters active)
+    /// every --eval-steps and at the end: each returns metrics to log (e.g. eval/gsm8k/exact_match,strict-match).
+    /// </summary>
+    public List<Func<CausalLM, IReadOnlyDictionary<string, double>>> Evaluations { get; } = [];
+
     public int MicroBatchesPerEpoch => (train.Count + options.UnitsPerMicroBatch - 1) / options.UnitsPerMicroBatch;
     /// <summary>Distinct data batches per epoch (each trained on for the method's StepsPerBatch steps).</summary>
     int DataStepsPerEpoch => Math.Max(1, (MicroBatchesPerEpoch + options.GradientAccumulationSteps - 1) / options.GradientAccumulationSteps);
@@ -158,10 +164,22 @@ public sealed class Trainer<TUnit>
                 console.WriteLine(Progress(done, total, epoch, metrics, clock.Elapsed, start));
                 window = new LogWindow { StartSeconds = clock.Elapsed.TotalSeconds };
             }
-            if (eval is not null && ((options.EvalSteps > 0 && done % options.EvalSteps == 0) || done == total))
+            if ((eval is not null || Evaluations.Count > 0) && ((options.EvalSteps > 0 && done % options.EvalSteps == 0) || done == total))
             {
-                var evalMetrics = Evaluate();
-                lastEval = evalMetrics["eval_loss"];
+                var evalMetrics = eval is null ? [] : Evaluate();
+                if (eval is not null) lastEval = evalMetrics["eval_loss"];
+                foreach (var evaluation in Evaluations)
+                {
+                    model.eval();
+                    try
+                    {
+                        foreach (var (k, v) in evaluation(model)) evalMetrics[k] = v;
+                    }
+                    finally
+                    {
+                        model.train();
+                    }
+                }
                 log.Write(done, epoch, evalMetrics);
                 console.WriteLine($"  eval at step {done}: " + string.Join(", ", evalMetrics.Select(kv => $"{kv.Key} {RunLog.Format(kv.Value)}")));
             }

@@ -20,6 +20,13 @@ public record TrainingOptions
     public string? Data { get; init; }
     /// <summary>Evaluation data, scored every --eval-steps and at the end.</summary>
     public string? EvalData { get; init; }
+    /// <summary>
+    /// lm-eval tasks run on the current model every --eval-steps and at the end: comma-separated
+    /// built-in names or task YAML files, each optionally TASK=DATA (the task's --data).
+    /// </summary>
+    public string? EvalTasks { get; init; }
+    /// <summary>The first N documents of each --eval-tasks task (a value below 1: that share).</summary>
+    public double? EvalTasksLimit { get; init; }
     /// <summary>The run's directory: metrics, checkpoints, the final model.</summary>
     public string? Output { get; init; }
     public double LearningRate { get; init; } = 2e-5;
@@ -107,6 +114,7 @@ public record TrainingOptions
         Require(MaxGradNorm >= 0, "max-grad-norm", "must not be negative");
         Require(LoggingSteps > 0, "logging-steps", "must be positive");
         Require(EvalSteps >= 0, "eval-steps", "must not be negative");
+        Require(EvalTasksLimit is null or > 0, "eval-tasks-limit", "must be positive");
         Require(SaveSteps >= 0, "save-steps", "must not be negative");
         Require(SaveTotalLimit >= 0, "save-total-limit", "must not be negative");
         Require(MaxLength > 1, "max-length", "must be at least 2");
