@@ -20,6 +20,7 @@ public static class Program
         new SftBenchmark(),
         new GrpoBenchmark(),
         new TokenizerBenchmark(),
+        new EvalBenchmark(),
     ];
 
     public static int Main(string[] args)
