@@ -16,6 +16,7 @@ public static class Verbs
         DpoCommand.Create(),
         TemplateCommand.Create(),
         MergeCommand.Create(),
+        EvalCompareCommand.Create(),
         GrpoCommand.Create(PostTrain.Trainers.OnlineAlgorithm.Grpo),
         GrpoCommand.Create(PostTrain.Trainers.OnlineAlgorithm.Rloo),
     ];
