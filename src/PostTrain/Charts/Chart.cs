@@ -82,7 +82,8 @@ public static class Chart
                     errorYs.Add(v);
                     errors.Add(err);
                 }
-                low = Math.Min(low, v - err);
+                // Scores are mostly non-negative: their error bars may be cut at zero rather than pull the axis below it.
+                if (v < 0) low = Math.Min(low, v - err);
                 high = Math.Max(high, v + err);
                 if (chart.ValueFormat is { } format)
                     labels.Add((x, v >= 0 ? v + err : v - err, v.ToString(format, CultureInfo.InvariantCulture)));
@@ -107,7 +108,7 @@ public static class Chart
             label.LabelFontColor = Color.FromHex("#222222");
             bool above = top >= 0;
             label.LabelAlignment = above ? Alignment.LowerCenter : Alignment.UpperCenter;
-            label.OffsetY = above ? -3 : 3;
+            label.OffsetY = above ? -3 : 6;
         }
 
         // Room above (and below) the bars for the value labels; the axis starts at zero.
