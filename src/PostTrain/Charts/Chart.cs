@@ -182,6 +182,7 @@ public static class Chart
     static void ShowLegend(Plot plot)
     {
         plot.Legend.Orientation = Orientation.Horizontal;
+        plot.Legend.TightHorizontalWrapping = true; // items as wide as their text, not all as wide as the widest
         plot.Legend.ShadowColor = Colors.Transparent;
         plot.Legend.OutlineColor = Color.FromHex("#cccccc");
         plot.ShowLegend(Edge.Bottom);
