@@ -17,6 +17,7 @@ public static class Verbs
         TemplateCommand.Create(),
         MergeCommand.Create(),
         EvalCommand.Create(),
+        EvalCompareCommand.Create(),
         GrpoCommand.Create(PostTrain.Trainers.OnlineAlgorithm.Grpo),
         GrpoCommand.Create(PostTrain.Trainers.OnlineAlgorithm.Rloo),
     ];
