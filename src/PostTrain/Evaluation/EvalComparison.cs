@@ -93,7 +93,7 @@ public sealed class EvalComparison
         return new RunComparison(a, b, rows, notes);
     }
 
-    static PairedResult? Pair(EvalRun a, TaskResult ta, EvalRun b, TaskResult tb, MetricKey key, ComparisonOptions options, List<string> notes)
+    static PairedResult? Pair(EvalRun a, RunTask ta, EvalRun b, RunTask tb, MetricKey key, ComparisonOptions options, List<string> notes)
     {
         if (ta.Samples is null || tb.Samples is null) return null;
         var what = $"{ta.Name} {key.Metric} ({key.Filter})";

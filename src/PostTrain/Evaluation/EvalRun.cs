@@ -39,7 +39,7 @@ public sealed class TaskSamples
 }
 
 /// <summary>One task of results.json: its metrics' values and standard errors.</summary>
-public sealed class TaskResult
+public sealed class RunTask
 {
     public required string Name { get; init; }
     /// <summary>The task's metrics in results.json's order.</summary>
@@ -65,11 +65,11 @@ public sealed class EvalRun
     public required string Name { get; init; }
     public required string Directory { get; init; }
     /// <summary>The tasks in results.json's order.</summary>
-    public required IReadOnlyList<TaskResult> Tasks { get; init; }
+    public required IReadOnlyList<RunTask> Tasks { get; init; }
     /// <summary>results.json's "config" (model, adapter, limit, seed ...), or null.</summary>
     public JsonObject? Config { get; init; }
 
-    public TaskResult? Task(string name) => Tasks.FirstOrDefault(t => t.Name == name);
+    public RunTask? Task(string name) => Tasks.FirstOrDefault(t => t.Name == name);
 
     /// <summary>Reads and checks results.json and every task's samples file.</summary>
     public static EvalRun Load(string directory, string? name = null)
@@ -93,11 +93,11 @@ public sealed class EvalRun
         if (rootObject["results"] is not JsonObject results) throw InputError.At(resultsPath, null, "results", "missing or not an object");
         var higher = rootObject["higher_is_better"] as JsonObject;
 
-        var tasks = new List<TaskResult>();
+        var tasks = new List<RunTask>();
         foreach (var (taskName, node) in results)
         {
             if (node is not JsonObject entries) throw InputError.At(resultsPath, null, $"results.{taskName}", "expected an object");
-            var task = new TaskResult { Name = taskName };
+            var task = new RunTask { Name = taskName };
             foreach (var (key, value) in entries)
             {
                 int comma = key.IndexOf(',');
