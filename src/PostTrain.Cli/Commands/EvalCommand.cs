@@ -27,11 +27,12 @@ public static class EvalCommand
         var system = new Option<string?>("--system-instruction") { Description = "A system instruction placed before the task's description" };
         var batchSize = new Option<int>("--batch-size") { Description = "Sequences per forward pass / decoded together", DefaultValueFactory = _ => 16 };
         var seed = new Option<long>("--seed") { Description = "Few-shot sampling seed (lm-eval's fewshot seed) and sampling seed", DefaultValueFactory = _ => 1234 };
+        var templateKwargs = new Option<string[]>("--chat-template-kwargs") { Description = "Chat template variable KEY=JSON (repeatable), e.g. enable_thinking=false for Qwen3" };
         var responses = new Option<string?>("--responses") { Description = "Score responses generated elsewhere ({\"doc_id\", \"resps\"} JSONL) without running a model: filters and metrics only (one task)" };
 
         var command = new Command("eval", "Evaluate a model on lm-evaluation-harness tasks (log-likelihood multiple choice, generate-until with filters)")
         {
-            tasks, data, output, limit, numFewshot, chat, multiturn, system, batchSize, seed, responses,
+            tasks, data, output, limit, numFewshot, chat, multiturn, system, templateKwargs, batchSize, seed, responses,
         };
         model.AddTo(command);
         command.SetAction(result => Verbs.Guard(result, stdout =>
@@ -48,6 +49,8 @@ public static class EvalCommand
             if (result.GetValue(multiturn) && !applyChat) throw new InputError("--fewshot-as-multiturn: needs --apply-chat-template");
             var prompt = new EvalTask.PromptOptions(result.GetValue(system), applyChat, result.GetValue(multiturn), result.GetValue(seed));
             var dataByTask = DataPaths(result.GetValue(data) ?? [], taskNames);
+            var variables = TemplateCommand.TemplateVariables("--chat-template-kwargs", result.GetValue(templateKwargs) ?? []);
+            if (variables.Count > 0 && !applyChat) throw new InputError("--chat-template-kwargs: needs --apply-chat-template");
 
             // Read every task and its documents before loading the model.
             var evalTasks = new List<EvalTask>();
@@ -76,7 +79,7 @@ public static class EvalCommand
                 if (modelDir is not null && applyChat)
                 {
                     var template = ChatTemplate.FromModelDirectory(modelDir);
-                    chatTemplate = messages => Prompts.RenderChat(template, messages, null, null);
+                    chatTemplate = messages => LocalEvalModel.ChatPrompt(template, messages, variables);
                 }
                 results.Add(Evaluator.ScoreResponses(evalTasks[0], responsesPath, prompt, chatTemplate));
             }
@@ -85,7 +88,7 @@ public static class EvalCommand
                 var tokenizer = GenerateCommand.Tokenizer(modelDir!, "evaluation");
                 ChatTemplate? template = null;
                 using var lm = ModelArgs.Load(modelDir!, adapterDir, dtype);
-                var evalModel = new LocalEvalModel(lm, tokenizer, () => template ??= ChatTemplate.FromModelDirectory(modelDir!), batch, result.GetValue(seed));
+                var evalModel = new LocalEvalModel(lm, tokenizer, () => template ??= ChatTemplate.FromModelDirectory(modelDir!), batch, result.GetValue(seed), variables);
                 foreach (var task in evalTasks)
                 {
                     var clock = System.Diagnostics.Stopwatch.StartNew();
@@ -108,6 +111,7 @@ public static class EvalCommand
                 ["apply_chat_template"] = applyChat,
                 ["fewshot_as_multiturn"] = prompt.FewshotAsMultiturn,
                 ["system_instruction"] = prompt.SystemInstruction,
+                ["chat_template_kwargs"] = new JsonObject(variables.Select(kv => new KeyValuePair<string, JsonNode?>(kv.Key, ((JsonNode?)kv.Value)?.DeepClone()))),
                 ["batch_size"] = batch,
                 ["seed"] = prompt.FewshotSeed,
                 ["responses"] = responsesPath,

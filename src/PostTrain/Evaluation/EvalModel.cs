@@ -45,8 +45,13 @@ public sealed class LocalEvalModel : IEvalModel
     readonly string? bosText;
     readonly int prefixTokenId;
 
-    public LocalEvalModel(CausalLM model, HfTokenizer tokenizer, Func<ChatTemplate>? template, int batchSize = 16, long seed = 1234)
+    readonly IReadOnlyDictionary<string, object?>? templateVariables;
+
+    /// <param name="templateVariables">Extra chat-template variables (lm-eval's chat_template_args), e.g. enable_thinking.</param>
+    public LocalEvalModel(CausalLM model, HfTokenizer tokenizer, Func<ChatTemplate>? template, int batchSize = 16, long seed = 1234,
+        IReadOnlyDictionary<string, object?>? templateVariables = null)
     {
+        this.templateVariables = templateVariables;
         if (batchSize <= 0) throw new InputError("--batch-size: must be positive");
         this.model = model;
         this.tokenizer = tokenizer;
@@ -62,9 +67,15 @@ public sealed class LocalEvalModel : IEvalModel
     public string ApplyChatTemplate(JsonArray messages)
     {
         if (template is null) throw new InputError("--apply-chat-template: the model has no chat template");
+        return ChatPrompt(template(), messages, templateVariables);
+    }
+
+    /// <summary>A conversation rendered with the generation prompt; a template error is an <see cref="InputError"/>.</summary>
+    public static string ChatPrompt(ChatTemplate template, JsonArray messages, IReadOnlyDictionary<string, object?>? variables)
+    {
         try
         {
-            return template().Render(new ChatTemplateInput { Messages = messages, AddGenerationPrompt = true }).Text;
+            return template.Render(new ChatTemplateInput { Messages = messages, AddGenerationPrompt = true, Variables = variables }).Text;
         }
         catch (Tokenization.Jinja.TemplateError e)
         {
