@@ -21,6 +21,7 @@ public static class Program
         new GrpoBenchmark(),
         new TokenizerBenchmark(),
         new EvalBenchmark(),
+        new BpeTrainBenchmark(),
     ];
 
     public static int Main(string[] args)

@@ -142,6 +142,9 @@ public sealed class HfTokenizer
         AddedTokensDecoder = added.ToDictionary(a => a.Id);
     }
 
+    /// <summary>A tokenizer from tokenizer.json content already parsed; <paramref name="name"/> stands for the file in error messages.</summary>
+    internal static HfTokenizer FromJson(JsonElement root, string name) => new(root, name);
+
     /// <summary>Loads tokenizer.json and tokenizer_config.json (optional) from a model directory.</summary>
     public static HfTokenizer FromDirectory(string dir)
     {
@@ -513,24 +516,42 @@ public sealed class HfTokenizer
             EncodeNormalized(withSpace, 0, withSpace.Length, ids, offsets, pieces, st, en, 0);
             return;
         }
-        pieces.Clear();
-        if (_splitters.Count == 0) pieces.Add(new Span(start, end));
-        else
-        {
-            _splitters[0].Split(s, start, end, pieces);
-            for (int k = 1; k < _splitters.Count; k++)
-            {
-                var prev = pieces.ToArray();
-                pieces.Clear();
-                foreach (var p in prev) _splitters[k].Split(s, p.Start, p.End, pieces);
-            }
-        }
+        Split(s, start, end, pieces);
         foreach (var p in pieces)
         {
             int first = ids.Count;
             _model.Tokenize(s.AsSpan(p.Start, p.End - p.Start), ids);
             if (offsets is not null) AddOffsets(s, p, ids, first, offsets, alignStart, alignEnd, baseOffset);
         }
+    }
+
+    /// <summary>Runs the pre-tokenizer's splitters over s[start, end); pieces is cleared first.</summary>
+    void Split(string s, int start, int end, List<Span> pieces)
+    {
+        pieces.Clear();
+        if (_splitters.Count == 0) { pieces.Add(new Span(start, end)); return; }
+        _splitters[0].Split(s, start, end, pieces);
+        for (int k = 1; k < _splitters.Count; k++)
+        {
+            var prev = pieces.ToArray();
+            pieces.Clear();
+            foreach (var p in prev) _splitters[k].Split(s, p.Start, p.End, pieces);
+        }
+    }
+
+    /// <summary>
+    /// Text as tokenizers' trainers see it (Tokenizer::train feeds each sequence through the
+    /// normalizer, then the pre-tokenizer; added tokens are not split out): returns the normalized
+    /// text, and its pre-tokens as ranges of it in <paramref name="pieces"/> (cleared first).
+    /// </summary>
+    internal string PreTokenizeForTraining(string text, List<Span> pieces)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        var s = _nfc ? Nfc.Normalize(text, out _, out _) ?? text : text;
+        if (_byteLevelPrefixSpace && s.Length > 0 && s[0] != ' ') s = " " + s;
+        if (s.Length == 0) { pieces.Clear(); return s; }
+        Split(s, 0, s.Length, pieces);
+        return s;
     }
 
     void AddOffsets(string s, Span p, List<int> ids, int first, List<TokenOffset> offsets, int[]? alignStart, int[]? alignEnd, int baseOffset)
