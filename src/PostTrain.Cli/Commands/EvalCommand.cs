@@ -48,7 +48,8 @@ public static class EvalCommand
             bool applyChat = result.GetValue(chat);
             if (result.GetValue(multiturn) && !applyChat) throw new InputError("--fewshot-as-multiturn: needs --apply-chat-template");
             var prompt = new EvalTask.PromptOptions(result.GetValue(system), applyChat, result.GetValue(multiturn), result.GetValue(seed));
-            var dataByTask = DataPaths(result.GetValue(data) ?? [], taskNames);
+            var (dataByTask, singleData) = DataPaths(result.GetValue(data) ?? [], taskNames);
+            var usedData = new Dictionary<string, string>();
             var variables = TemplateCommand.TemplateVariables("--chat-template-kwargs", result.GetValue(templateKwargs) ?? []);
             if (variables.Count > 0 && !applyChat) throw new InputError("--chat-template-kwargs: needs --apply-chat-template");
 
@@ -58,10 +59,15 @@ public static class EvalCommand
             {
                 var task = EvalTask.Load(name, shots);
                 if (evalTasks.Any(t => t.Name == task.Name)) throw new InputError($"--tasks: {task.Name} is named twice");
-                task.LoadDocuments(dataByTask.GetValueOrDefault(name), limitValue);
+                var key = dataByTask.ContainsKey(name) ? name : dataByTask.ContainsKey(task.Name) ? task.Name : null;
+                var taskData = key is null ? singleData : dataByTask[key];
+                if (key is not null) dataByTask.Remove(key);
+                if (taskData is not null) usedData[task.Name] = taskData;
+                task.LoadDocuments(taskData, limitValue);
                 if (task.Docs.Count == 0) throw new InputError($"{task.Name}: the evaluation split has no documents");
                 evalTasks.Add(task);
             }
+            if (dataByTask.Count > 0) throw new InputError($"--data: {dataByTask.Keys.First()} is not one of the tasks ({string.Join(", ", evalTasks.Select(t => t.Name))})");
 
             var modelDirGiven = result.GetValue(model.Model);
             string? modelDir = null, adapterDir = null;
@@ -105,7 +111,7 @@ public static class EvalCommand
                 ["adapter"] = adapterDir,
                 ["dtype"] = result.GetValue(model.Dtype),
                 ["tasks"] = new JsonArray(taskNames.Select(t => (JsonNode)JsonValue.Create(t)).ToArray()),
-                ["data"] = new JsonObject(dataByTask.Select(kv => new KeyValuePair<string, JsonNode?>(kv.Key, kv.Value))),
+                ["data"] = new JsonObject(usedData.Select(kv => new KeyValuePair<string, JsonNode?>(kv.Key, kv.Value))),
                 ["limit"] = limitValue,
                 ["num_fewshot"] = shots,
                 ["apply_chat_template"] = applyChat,
@@ -124,20 +130,21 @@ public static class EvalCommand
         return command;
     }
 
-    /// <summary>--data values: a path for the one task, or TASK=PATH for several.</summary>
-    static Dictionary<string, string> DataPaths(string[] values, string[] taskNames)
+    /// <summary>
+    /// --data values: a path for the one task, or TASK=PATH where TASK is a --tasks item or the
+    /// name its task file gives (task:).
+    /// </summary>
+    static (Dictionary<string, string> ByTask, string? Single) DataPaths(string[] values, string[] taskNames)
     {
-        var paths = new Dictionary<string, string>();
+        var byTask = new Dictionary<string, string>();
+        string? single = null;
         foreach (var v in values)
         {
             int eq = v.IndexOf('=');
-            if (eq > 0 && taskNames.Contains(v[..eq]))
-                paths[v[..eq]] = v[(eq + 1)..];
-            else if (taskNames.Length == 1)
-                paths[taskNames[0]] = v;
-            else
-                throw new InputError($"--data: with several tasks, give TASK=PATH ({string.Join(", ", taskNames)})");
+            if (eq > 0 && !File.Exists(v) && !Directory.Exists(v)) byTask[v[..eq]] = v[(eq + 1)..];
+            else if (taskNames.Length == 1) single = v;
+            else throw new InputError($"--data: with several tasks, give TASK=PATH ({string.Join(", ", taskNames)})");
         }
-        return paths;
+        return (byTask, single);
     }
 }

@@ -18,6 +18,7 @@ public static class Verbs
         MergeCommand.Create(),
         EvalCommand.Create(),
         EvalCompareCommand.Create(),
+        DemoCommand.Create(),
         GrpoCommand.Create(PostTrain.Trainers.OnlineAlgorithm.Grpo),
         GrpoCommand.Create(PostTrain.Trainers.OnlineAlgorithm.Rloo),
     ];

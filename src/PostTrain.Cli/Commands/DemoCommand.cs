@@ -1,0 +1,237 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Text;
+using System.Text.Json.Nodes;
+using PostTrain.Demo;
+using PostTrain.Tokenization;
+
+namespace PostTrain.Cli.Commands;
+
+/// <summary>
+/// `posttrain demo`: post-training in miniature. A small Qwen3-architecture model with a
+/// tokenizer learned from the demo's corpus is pre-trained on made-up facts, then taught to
+/// follow instructions (SFT), to call itself Orca instead of Qwen (DPO), and to get held-out
+/// arithmetic right more often (GRPO with the math reward); after each stage the same held-out
+/// evaluation runs. Every stage is an ordinary `posttrain` command run in-process, recorded in
+/// OUTPUT/report.md so it can be repeated by hand.
+/// </summary>
+public static class DemoCommand
+{
+    const string Marker = ".posttrain-demo";
+
+    /// <summary>Step counts and sizes of a full and a --quick demo.</summary>
+    sealed record Plan(int PretrainEpochs, int SftEpochs, int DpoSteps, int GrpoSteps, int Hidden, int Layers, int Intermediate, int Merges, int EvalLimit);
+
+    static readonly Plan Full = new(PretrainEpochs: 30, SftEpochs: 6, DpoSteps: 16, GrpoSteps: 100, Hidden: 128, Layers: 4, Intermediate: 384, Merges: 400, EvalLimit: 0);
+    static readonly Plan Quick = new(PretrainEpochs: 1, SftEpochs: 1, DpoSteps: 2, GrpoSteps: 2, Hidden: 32, Layers: 1, Intermediate: 64, Merges: 50, EvalLimit: 4);
+
+    public static Command Create()
+    {
+        var output = new Option<string>("--output") { Description = "Directory for the demo's runs and report (a previous demo there is replaced)", DefaultValueFactory = _ => "runs/demo" };
+        var seed = new Option<int>("--seed") { Description = "Seed of the data, the model and every stage", DefaultValueFactory = _ => 0 };
+        var quick = new Option<bool>("--quick") { Description = "Tiny sizes and step counts: every stage and artifact in seconds, no real learning" };
+        var lora = new Option<bool>("--lora") { Description = "SFT, DPO and GRPO as LoRA stages (each stage's adapter merged into the next stage's base)" };
+        var command = new Command("demo", "Post-training in miniature: pre-training, SFT, DPO and GRPO on a small model, evaluated after every stage") { output, seed, quick, lora };
+        command.SetAction(result => Verbs.Guard(result, stdout =>
+        {
+            var stderr = result.InvocationConfiguration.Error;
+            return Run(result.GetValue(output)!, result.GetValue(seed), result.GetValue(quick), result.GetValue(lora), stdout, stderr);
+        }));
+        return command;
+    }
+
+    static int Run(string output, int seed, bool quick, bool lora, TextWriter stdout, TextWriter stderr)
+    {
+        var plan = quick ? Quick : Full;
+        var clock = Stopwatch.StartNew();
+        if (File.Exists(output)) throw new InputError($"--output: {output} is a file");
+        if (Directory.Exists(output) && Directory.EnumerateFileSystemEntries(output).Any())
+        {
+            if (!File.Exists(Path.Combine(output, Marker)))
+                throw new InputError($"--output: {output} is not empty and holds no earlier demo; choose another directory");
+            Directory.Delete(output, recursive: true);
+        }
+        Directory.CreateDirectory(output);
+        File.WriteAllText(Path.Combine(output, Marker), "a posttrain demo directory: `posttrain demo` replaces it\n");
+        string P(params string[] parts) => Path.Combine([output, .. parts]);
+        var s = seed.ToString(System.Globalization.CultureInfo.InvariantCulture);
+
+        // The data and the task files.
+        stdout.WriteLine($"== Data: {P("data")}");
+        var data = new DemoData(seed);
+        Directory.CreateDirectory(P("data"));
+        Directory.CreateDirectory(P("tasks"));
+        var pretrain = data.PretrainingDocuments();
+        var sft = data.SftConversations();
+        WriteJsonl(P("data", "pretrain.jsonl"), pretrain.Select(t => new JsonObject { ["text"] = t }));
+        WriteJsonl(P("data", "sft.jsonl"), sft);
+        WriteJsonl(P("data", "dpo.jsonl"), data.IdentityPreferences());
+        WriteJsonl(P("data", "grpo.jsonl"), data.GrpoPrompts());
+        WriteJsonl(P("data", "arithmetic.jsonl"), Limit(data.ArithmeticTest(), plan.EvalLimit));
+        WriteJsonl(P("data", "identity.jsonl"), Limit(data.IdentityTest(), plan.EvalLimit));
+        WriteJsonl(P("data", "capitals.jsonl"), Limit(data.CapitalsTest(), plan.EvalLimit));
+        foreach (var (name, text) in DemoTasks.Files) File.WriteAllText(P("tasks", name + ".yaml"), text);
+        stdout.WriteLine($"{pretrain.Count} pre-training documents, {sft.Count} SFT conversations, {data.IdentityPreferences().Count} preference pairs, " +
+                         $"{data.RlPairs.Count} GRPO prompts; held out: {data.HeldOutPairs.Count} addition problems, 10 identity questions, 24 capitals");
+
+        // The tokenizer: byte-level BPE learned from the corpus, with a ChatML template.
+        stdout.WriteLine($"== Tokenizer: {P("tokenizer")}");
+        var corpus = pretrain.Concat(sft.SelectMany(c => c["messages"]!.AsArray().Select(m => m!["content"]!.GetValue<string>())));
+        BpeTrainer.Train(corpus, P("tokenizer"), new BpeTrainerOptions(Merges: plan.Merges));
+        var vocab = HfTokenizer.FromDirectory(P("tokenizer")).VocabSize;
+        stdout.WriteLine($"byte-level BPE: {vocab} tokens ({plan.Merges} merges learned from the corpus)");
+
+        var commands = new List<string>();
+        void Posttrain(params string[] args)
+        {
+            var line = "./posttrain " + string.Join(" ", args.Select(Quote));
+            commands.Add(line);
+            stdout.WriteLine("$ " + line);
+            int code = Program.Run(args, stdout, stderr);
+            if (code != 0) throw new InputError($"demo: the command failed (exit {code}): {line}");
+        }
+        var stages = new List<DemoStage>();
+        var evalTasks = string.Join(",", DemoTasks.Files.Keys.Select(k => P("tasks", k + ".yaml")));
+        var evalData = DemoTasks.Files.Keys.SelectMany(k => new[] { "--data", $"{k}={P("data", DemoTasks.DataName(k) + ".jsonl")}" }).ToArray();
+        // A stage's commands are those run since it started (`from`), its evaluation included.
+        void Evaluate(string stage, string model, string? adapter, string? runDir, int from)
+        {
+            var evalDir = P("eval", stage);
+            Posttrain(["eval", "--model", model, .. adapter is null ? Array.Empty<string>() : ["--adapter", adapter], "--tasks", evalTasks, .. evalData,
+                "--apply-chat-template", "--output", evalDir, "--seed", s]);
+            stages.Add(new DemoStage(stage, runDir, evalDir, commands.Skip(from).ToList()));
+        }
+
+        // 0. The base model: random weights, then pre-training on the documents (every token).
+        stdout.WriteLine("== 0. Base model: pre-training on made-up documents");
+        int mark = commands.Count;
+        Posttrain("init", "--arch", "qwen3", "--preset", "tiny", "--hidden-size", $"{plan.Hidden}", "--layers", $"{plan.Layers}", "--heads", "4",
+            "--kv-heads", "2", "--head-dim", $"{plan.Hidden / 4}", "--intermediate-size", $"{plan.Intermediate}", "--tokenizer", P("tokenizer"),
+            "--seed", s, "--output", P("init"));
+        Posttrain("sft", "--model", P("init"), "--data", P("data", "pretrain.jsonl"), "--output", P("base"), "--packing", "--max-length", "128",
+            "--epochs", $"{plan.PretrainEpochs}", "--batch-size", "16", "--learning-rate", "3e-3", "--lr-scheduler", "cosine", "--warmup-ratio", "0.05",
+            "--logging-steps", "10", "--save-steps", "0", "--seed", s);
+        Evaluate("base", P("base"), null, P("base"), mark);
+
+        // 1. SFT: follow instructions (word problems with a chain, identity, capitals).
+        stdout.WriteLine("== 1. SFT: answering in the conversations' form");
+        mark = commands.Count;
+        string[] loraArgs = lora ? ["--lora", "--lora-r", "16", "--lora-alpha", "32"] : [];
+        Posttrain(["sft", "--model", P("base"), "--data", P("data", "sft.jsonl"), "--output", P("sft"), "--epochs", $"{plan.SftEpochs}",
+            "--batch-size", "16", "--learning-rate", lora ? "3e-3" : "1e-3", "--lr-scheduler", "cosine", "--warmup-ratio", "0.05",
+            "--logging-steps", "10", "--save-steps", "0", "--max-length", "128", "--seed", s, .. loraArgs]);
+        string sftModel = P("sft");
+        if (lora)
+        {
+            Evaluate("sft", P("base"), P("sft"), P("sft"), mark);
+            mark = commands.Count;
+            Posttrain("merge", "--model", P("base"), "--adapter", P("sft"), "--output", P("sft-merged"));
+            sftModel = P("sft-merged");
+        }
+        else Evaluate("sft", sftModel, null, P("sft"), mark);
+
+        // 2. DPO: prefer "I am Orca..." to "I am Qwen..." (reference: the SFT model).
+        stdout.WriteLine("== 2. DPO: a new identity");
+        if (!lora) mark = commands.Count;
+        Posttrain(["dpo", "--model", sftModel, "--data", P("data", "dpo.jsonl"), "--output", P("dpo"), "--max-steps", $"{plan.DpoSteps}",
+            "--batch-size", "8", "--learning-rate", lora ? "5e-4" : "1e-4", "--beta", "0.1", "--rpo-alpha", "1", "--logging-steps", "2", "--save-steps", "0",
+            "--seed", s, .. loraArgs]);
+        string dpoModel = P("dpo");
+        if (lora)
+        {
+            Evaluate("dpo", sftModel, P("dpo"), P("dpo"), mark);
+            mark = commands.Count;
+            Posttrain("merge", "--model", sftModel, "--adapter", P("dpo"), "--output", P("dpo-merged"));
+            dpoModel = P("dpo-merged");
+        }
+        else Evaluate("dpo", dpoModel, null, P("dpo"), mark);
+
+        // 3. GRPO: sample, score with the math reward (and the "#### N" format), move toward the right answers.
+        stdout.WriteLine("== 3. GRPO: arithmetic from rewards");
+        if (!lora) mark = commands.Count;
+        Posttrain(["grpo", "--model", dpoModel, "--data", P("data", "grpo.jsonl"), "--output", P("grpo"), "--max-steps", $"{plan.GrpoSteps}",
+            "--reward", "math,format", "--format-pattern", @".*\n#### -?\d+", "--reward-weights", "1,0.2", "--num-generations", "8",
+            "--batch-size", "64", "--max-completion-length", "24", "--temperature", "1.0", "--learning-rate", lora ? "5e-4" : "1e-4",
+            "--beta", "0", "--logging-steps", "5", "--save-steps", "0", "--log-completions-steps", "20", "--seed", s, .. loraArgs]);
+        Evaluate("grpo", lora ? dpoModel : P("grpo"), lora ? P("grpo") : null, P("grpo"), mark);
+
+        // The report.
+        var table = DemoReport.Table(stages);
+        File.WriteAllBytes(P("report.png"), DemoReport.Png(stages, P("base"), P("sft"), P("dpo"), P("grpo")));
+        File.WriteAllText(P("report.md"), Report(stages, table, output, seed, quick, lora, clock.Elapsed));
+        stdout.WriteLine();
+        stdout.WriteLine("== Held-out evaluation after each stage (value ± standard error)");
+        stdout.Write(table);
+        stdout.WriteLine();
+        stdout.Write(SampleAnswers(stages, 2));
+        stdout.WriteLine($"Report: {P("report.md")} and {P("report.png")} ({clock.Elapsed.TotalSeconds:F0} s)");
+        return 0;
+    }
+
+    static IEnumerable<JsonObject> Limit(List<JsonObject> rows, int limit) => limit > 0 ? rows.Take(limit) : rows;
+
+    static void WriteJsonl(string path, IEnumerable<JsonObject> rows) =>
+        File.WriteAllLines(path, rows.Select(r => r.ToJsonString(new System.Text.Json.JsonSerializerOptions { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping })));
+
+    static string Quote(string arg) => arg.Length > 0 && arg.All(c => char.IsLetterOrDigit(c) || "-_./=,:+".Contains(c)) ? arg : "'" + arg.Replace("'", "'\\''") + "'";
+
+    static string SampleAnswers(IReadOnlyList<DemoStage> stages, int count)
+    {
+        var sb = new StringBuilder();
+        foreach (var (task, filter, title) in new[] { ("arithmetic", "strict-match", "Held-out arithmetic"), ("identity_orca", "name", "Held-out identity questions") })
+        {
+            sb.AppendLine($"{title}:");
+            var perStage = stages.Select(s => (s.Name, Answers: DemoReport.Answers(s.EvalDir, task, filter, count))).ToList();
+            for (int i = 0; i < perStage[0].Answers.Count; i++)
+            {
+                sb.AppendLine($"  Q: {perStage[0].Answers[i].Question}");
+                foreach (var (name, answers) in perStage)
+                    sb.AppendLine($"    {name,-5} {answers[i].Response.Replace("\n", " ⏎ ")}");
+            }
+        }
+        return sb.ToString();
+    }
+
+    static string Report(IReadOnlyList<DemoStage> stages, string table, string output, int seed, bool quick, bool lora, TimeSpan elapsed)
+    {
+        var sb = new StringBuilder();
+        sb.AppendLine("# PostTrain demo");
+        sb.AppendLine();
+        sb.AppendLine($"`posttrain demo --output {output} --seed {seed}{(quick ? " --quick" : "")}{(lora ? " --lora" : "")}`, {DateTime.UtcNow:yyyy-MM-dd}, {elapsed.TotalSeconds:F0} s on {Environment.ProcessorCount} cores.");
+        sb.AppendLine();
+        sb.AppendLine("A small Qwen3-architecture model with a byte-level BPE tokenizer learned from the demo's corpus is pre-trained on made-up");
+        sb.AppendLine("documents (addition facts, the assistant's name, capitals), then taught to answer in conversations (SFT), to call itself Orca");
+        sb.AppendLine("rather than Qwen (DPO), and to solve addition word problems more often (GRPO with the math reward). The evaluation asks");
+        sb.AppendLine("about what no training conversation used: number pairs held out of SFT and GRPO, identity questions in new phrasings,");
+        sb.AppendLine("capitals asked in new phrasings (eight of the countries never appear in a conversation).");
+        sb.AppendLine();
+        sb.AppendLine("## Held-out evaluation after each stage (value ± standard error)");
+        sb.AppendLine();
+        sb.Append(table);
+        sb.AppendLine();
+        sb.AppendLine("![training curves and evaluation](report.png)");
+        sb.AppendLine();
+        sb.AppendLine("## Answers after each stage (greedy)");
+        sb.AppendLine();
+        sb.AppendLine("```");
+        sb.Append(SampleAnswers(stages, 3));
+        sb.AppendLine("```");
+        sb.AppendLine();
+        sb.AppendLine("## The commands each stage ran");
+        sb.AppendLine();
+        sb.AppendLine("Each is an ordinary `posttrain` command: run it by hand on your own model and data. Every run directory holds");
+        sb.AppendLine("`metrics.jsonl`, TensorBoard files, `config.yaml` and the model (or adapter) in Hugging Face layout; each evaluation");
+        sb.AppendLine("directory holds lm-eval's `results.json` and `samples_TASK.jsonl`.");
+        sb.AppendLine();
+        foreach (var stage in stages)
+        {
+            sb.AppendLine($"### {stage.Name}");
+            sb.AppendLine();
+            sb.AppendLine("```bash");
+            foreach (var c in stage.Commands) sb.AppendLine(c);
+            sb.AppendLine("```");
+            sb.AppendLine();
+        }
+        return sb.ToString();
+    }
+}
