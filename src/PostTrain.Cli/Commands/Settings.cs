@@ -182,6 +182,7 @@ public static class LoopSettings
         S<TrainingOptions>("eval-data", "Evaluation data, scored every --eval-steps and at the end", typeof(string), o => o.EvalData, (o, v) => o with { EvalData = (string?)v }),
         S<TrainingOptions>("eval-tasks", "lm-eval tasks scored on the model every --eval-steps and at the end, logged as eval/TASK/METRIC,FILTER: built-in names or task YAML files, comma-separated, each optionally TASK=DATA", typeof(string), o => o.EvalTasks, (o, v) => o with { EvalTasks = (string?)v }),
         S<TrainingOptions>("eval-tasks-limit", "Score the first N documents of each --eval-tasks task", typeof(double?), o => o.EvalTasksLimit, (o, v) => o with { EvalTasksLimit = (double?)v }),
+        S<TrainingOptions>("eval-apply-chat-template", "Render the --eval-tasks prompts with the model's chat template, as eval's --apply-chat-template", typeof(bool), o => o.EvalApplyChatTemplate, (o, v) => o with { EvalApplyChatTemplate = (bool)v! }),
         S<TrainingOptions>("output", "Run directory: metrics.jsonl, TensorBoard, checkpoints, the final model", typeof(string), o => o.Output, (o, v) => o with { Output = (string?)v }),
         S<TrainingOptions>("learning-rate", "Peak learning rate", typeof(double), o => o.LearningRate, (o, v) => o with { LearningRate = (double)v! }),
         S<TrainingOptions>("batch-size", "Sequences per micro-batch", typeof(int), o => o.BatchSize, (o, v) => o with { BatchSize = (int)v! }),

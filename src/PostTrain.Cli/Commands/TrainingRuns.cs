@@ -8,7 +8,7 @@ public static class TrainingRuns
 {
     /// <summary>--eval-tasks read and checked before any training (null when not given).</summary>
     public static PostTrain.Evaluation.TrainingTaskEvaluation? TaskEvaluation(TrainingOptions options) =>
-        options.EvalTasks is null ? null : new(options.EvalTasks, options.EvalTasksLimit, options.Model!);
+        options.EvalTasks is null ? null : new(options.EvalTasks, options.EvalTasksLimit, options.Model!, applyChatTemplate: options.EvalApplyChatTemplate);
 
     public static Option<string?> ResumeOption() => new("--resume")
     {

@@ -16,11 +16,14 @@ public sealed class TrainingTaskEvaluation
     readonly Func<ChatTemplate>? template;
     readonly int batchSize;
     readonly long seed;
+    readonly bool applyChatTemplate;
 
     /// <param name="spec">Comma-separated NAME_OR_YAML[=DATA] items.</param>
     /// <param name="modelDir">The model directory whose tokenizer (and chat template) the tasks use.</param>
-    public TrainingTaskEvaluation(string spec, double? limit, string modelDir, int batchSize = 16, long seed = 1234)
+    /// <param name="applyChatTemplate">Render prompts with the model's chat template (eval's --apply-chat-template).</param>
+    public TrainingTaskEvaluation(string spec, double? limit, string modelDir, int batchSize = 16, long seed = 1234, bool applyChatTemplate = false)
     {
+        this.applyChatTemplate = applyChatTemplate;
         var list = new List<EvalTask>();
         foreach (var item in spec.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
         {
@@ -50,7 +53,7 @@ public sealed class TrainingTaskEvaluation
         var lm = new LocalEvalModel(model, tokenizer, template, batchSize, seed);
         var metrics = new Dictionary<string, double>();
         foreach (var task in tasks)
-            foreach (var m in Evaluator.Evaluate(task, lm, new EvalTask.PromptOptions(FewshotSeed: seed)).Metrics)
+            foreach (var m in Evaluator.Evaluate(task, lm, new EvalTask.PromptOptions(ApplyChatTemplate: applyChatTemplate, FewshotSeed: seed)).Metrics)
                 metrics[$"eval/{task.Name}/{m.Metric},{m.Filter}"] = m.Value;
         return metrics;
     }

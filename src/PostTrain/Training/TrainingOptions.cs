@@ -27,6 +27,8 @@ public record TrainingOptions
     public string? EvalTasks { get; init; }
     /// <summary>The first N documents of each --eval-tasks task (a value below 1: that share).</summary>
     public double? EvalTasksLimit { get; init; }
+    /// <summary>Render the --eval-tasks prompts with the model's chat template (as eval's --apply-chat-template).</summary>
+    public bool EvalApplyChatTemplate { get; init; }
     /// <summary>The run's directory: metrics, checkpoints, the final model.</summary>
     public string? Output { get; init; }
     public double LearningRate { get; init; } = 2e-5;
