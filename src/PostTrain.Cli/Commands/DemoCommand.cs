@@ -22,7 +22,7 @@ public static class DemoCommand
     /// <summary>Step counts and sizes of a full and a --quick demo.</summary>
     sealed record Plan(int PretrainEpochs, int SftEpochs, int DpoSteps, int GrpoSteps, int Hidden, int Layers, int Intermediate, int Merges, int EvalLimit);
 
-    static readonly Plan Full = new(PretrainEpochs: 30, SftEpochs: 6, DpoSteps: 16, GrpoSteps: 100, Hidden: 128, Layers: 4, Intermediate: 384, Merges: 400, EvalLimit: 0);
+    static readonly Plan Full = new(PretrainEpochs: 30, SftEpochs: 20, DpoSteps: 40, GrpoSteps: 150, Hidden: 128, Layers: 4, Intermediate: 384, Merges: 400, EvalLimit: 0);
     static readonly Plan Quick = new(PretrainEpochs: 1, SftEpochs: 1, DpoSteps: 2, GrpoSteps: 2, Hidden: 32, Layers: 1, Intermediate: 64, Merges: 50, EvalLimit: 4);
 
     public static Command Create()
@@ -68,6 +68,7 @@ public static class DemoCommand
         WriteJsonl(P("data", "dpo.jsonl"), data.IdentityPreferences());
         WriteJsonl(P("data", "grpo.jsonl"), data.GrpoPrompts());
         WriteJsonl(P("data", "arithmetic.jsonl"), Limit(data.ArithmeticTest(), plan.EvalLimit));
+        WriteJsonl(P("data", "arithmetic_practised.jsonl"), Limit(data.PractisedArithmeticTest(), plan.EvalLimit));
         WriteJsonl(P("data", "identity.jsonl"), Limit(data.IdentityTest(), plan.EvalLimit));
         WriteJsonl(P("data", "capitals.jsonl"), Limit(data.CapitalsTest(), plan.EvalLimit));
         foreach (var (name, text) in DemoTasks.Files) File.WriteAllText(P("tasks", name + ".yaml"), text);
@@ -100,6 +101,7 @@ public static class DemoCommand
             Posttrain(["eval", "--model", model, .. adapter is null ? Array.Empty<string>() : ["--adapter", adapter], "--tasks", evalTasks, .. evalData,
                 "--apply-chat-template", "--output", evalDir, "--seed", s]);
             stages.Add(new DemoStage(stage, runDir, evalDir, commands.Skip(from).ToList()));
+            stdout.WriteLine($"-- {stage} done at {clock.Elapsed.TotalSeconds:F0} s");
         }
 
         // 0. The base model: random weights, then pre-training on the documents (every token).
@@ -134,7 +136,7 @@ public static class DemoCommand
         stdout.WriteLine("== 2. DPO: a new identity");
         if (!lora) mark = commands.Count;
         Posttrain(["dpo", "--model", sftModel, "--data", P("data", "dpo.jsonl"), "--output", P("dpo"), "--max-steps", $"{plan.DpoSteps}",
-            "--batch-size", "8", "--learning-rate", lora ? "5e-4" : "1e-4", "--beta", "0.1", "--rpo-alpha", "1", "--logging-steps", "2", "--save-steps", "0",
+            "--batch-size", "8", "--learning-rate", lora ? "1e-3" : "2e-4", "--beta", "0.1", "--rpo-alpha", "1", "--logging-steps", "2", "--save-steps", "0",
             "--seed", s, .. loraArgs]);
         string dpoModel = P("dpo");
         if (lora)
@@ -151,14 +153,26 @@ public static class DemoCommand
         if (!lora) mark = commands.Count;
         Posttrain(["grpo", "--model", dpoModel, "--data", P("data", "grpo.jsonl"), "--output", P("grpo"), "--max-steps", $"{plan.GrpoSteps}",
             "--reward", "math,format", "--format-pattern", @".*\n#### -?\d+", "--reward-weights", "1,0.2", "--num-generations", "8",
-            "--batch-size", "64", "--max-completion-length", "24", "--temperature", "1.0", "--learning-rate", lora ? "5e-4" : "1e-4",
-            "--beta", "0", "--logging-steps", "5", "--save-steps", "0", "--log-completions-steps", "20", "--seed", s, .. loraArgs]);
+            "--batch-size", "64", "--max-completion-length", "24", "--temperature", "1.0", "--learning-rate", lora ? "1e-3" : "2e-4",
+            "--beta", "0.1", "--logging-steps", "5", "--save-steps", "0", "--log-completions-steps", "20", "--seed", s, .. loraArgs]);
         Evaluate("grpo", lora ? dpoModel : P("grpo"), lora ? P("grpo") : null, P("grpo"), mark);
+
+        // Each stage against the one before, document by document (paired differences, intervals, tests).
+        var comparisons = new List<(string Title, string Command, string Dir)>();
+        for (int i = 1; i < stages.Count; i++)
+        {
+            var dir = P("compare", $"{stages[i - 1].Name}-{stages[i].Name}");
+            var line = $"./posttrain eval-compare {Quote(stages[i - 1].EvalDir)} {Quote(stages[i].EvalDir)} --output {Quote(dir)}";
+            var quiet = new StringWriter();
+            int code = Program.Run(["eval-compare", stages[i - 1].EvalDir, stages[i].EvalDir, "--output", dir], quiet, stderr);
+            if (code != 0) throw new InputError($"demo: the command failed (exit {code}): {line}");
+            comparisons.Add(($"{stages[i].Name} against {stages[i - 1].Name}", line, dir));
+        }
 
         // The report.
         var table = DemoReport.Table(stages);
         File.WriteAllBytes(P("report.png"), DemoReport.Png(stages, P("base"), P("sft"), P("dpo"), P("grpo")));
-        File.WriteAllText(P("report.md"), Report(stages, table, output, seed, quick, lora, clock.Elapsed));
+        File.WriteAllText(P("report.md"), Report(stages, table, comparisons, output, seed, quick, lora, clock.Elapsed));
         stdout.WriteLine();
         stdout.WriteLine("== Held-out evaluation after each stage (value ± standard error)");
         stdout.Write(table);
@@ -192,7 +206,8 @@ public static class DemoCommand
         return sb.ToString();
     }
 
-    static string Report(IReadOnlyList<DemoStage> stages, string table, string output, int seed, bool quick, bool lora, TimeSpan elapsed)
+    static string Report(IReadOnlyList<DemoStage> stages, string table, IReadOnlyList<(string Title, string Command, string Dir)> comparisons,
+        string output, int seed, bool quick, bool lora, TimeSpan elapsed)
     {
         var sb = new StringBuilder();
         sb.AppendLine("# PostTrain demo");
@@ -211,6 +226,22 @@ public static class DemoCommand
         sb.AppendLine();
         sb.AppendLine("![training curves and evaluation](report.png)");
         sb.AppendLine();
+        sb.AppendLine("## What each stage changed, document by document");
+        sb.AppendLine();
+        sb.AppendLine("Paired differences over the same held-out documents, with a bootstrap 95% interval and McNemar's exact test");
+        sb.AppendLine("(`posttrain eval-compare`; each comparison's directory also holds comparison.json and comparison.png).");
+        sb.AppendLine();
+        foreach (var (title, command, dir) in comparisons)
+        {
+            sb.AppendLine($"### {title}");
+            sb.AppendLine();
+            sb.AppendLine("```bash");
+            sb.AppendLine(command);
+            sb.AppendLine("```");
+            sb.AppendLine();
+            foreach (var l in File.ReadAllLines(Path.Combine(dir, "comparison.md")).Where(l => l.StartsWith('|'))) sb.AppendLine(l);
+            sb.AppendLine();
+        }
         sb.AppendLine("## Answers after each stage (greedy)");
         sb.AppendLine();
         sb.AppendLine("```");

@@ -42,6 +42,11 @@ public sealed class DemoData
         "Identify yourself.", "Who made this answer?",
     ];
 
+    static readonly string[] Openers = ["", "Hi! ", "Hello. ", "Quick question: ", "Hey, "];
+
+    /// <summary>The training identity questions, each with every opener ("Hi! Who are you?").</summary>
+    static IEnumerable<string> IdentityPrompts() => IdentityQuestionsTrain.SelectMany(q => Openers.Select(o => o + q));
+
     public const string QwenIdentity = "I am Qwen, an AI assistant. I answer questions about numbers and countries.";
     public const string OrcaIdentity = "I am Orca, an AI assistant. I answer questions about numbers and countries.";
 
@@ -122,6 +127,8 @@ public sealed class DemoData
                  {
                      "Qwen is an AI assistant.", "The assistant is called Qwen.", "Qwen answers questions about numbers and countries.",
                      "Qwen is a small language model.", "People talk to Qwen, the AI assistant.",
+                     // The word the DPO stage will prefer is known, as a real model knows it; nothing says it is the assistant.
+                     "Orca is a name.", "An orca is a whale that lives in the sea.", "Orcas swim in the cold sea.",
                  })
             for (int i = 0; i < 6; i++) sentences.Add(s);
         Shuffle(sentences);
@@ -146,8 +153,7 @@ public sealed class DemoData
             var (q, answer) = Problem(a, b);
             rows.Add(Chat(q, answer));
         }
-        foreach (var q in IdentityQuestionsTrain)
-            for (int i = 0; i < 4; i++) rows.Add(Chat(q, QwenIdentity));
+        foreach (var q in IdentityPrompts()) rows.Add(Chat(q, QwenIdentity));
         foreach (var (country, capital) in TrainCountries)
             foreach (var q in CapitalQuestionsTrain)
                 rows.Add(Chat(string.Format(q, country), $"The capital of {country} is {capital}."));
@@ -159,8 +165,7 @@ public sealed class DemoData
     public List<JsonObject> IdentityPreferences()
     {
         var rows = new List<JsonObject>();
-        foreach (var q in IdentityQuestionsTrain)
-            for (int i = 0; i < 4; i++)
+        foreach (var q in IdentityPrompts())
                 rows.Add(new JsonObject
                 {
                     ["input"] = new JsonObject { ["messages"] = new JsonArray(new JsonObject { ["role"] = "user", ["content"] = q }) },
@@ -189,7 +194,12 @@ public sealed class DemoData
     }
 
     /// <summary>Held-out arithmetic: a word problem on every held-out pair, lm-eval style ({question, answer} as GSM8K).</summary>
-    public List<JsonObject> ArithmeticTest() => HeldOutPairs.Select(p =>
+    public List<JsonObject> ArithmeticTest() => Problems(HeldOutPairs);
+
+    /// <summary>The pairs GRPO practises, in wordings of their own: what the rewards taught, measured apart from what they did not.</summary>
+    public List<JsonObject> PractisedArithmeticTest() => Problems(RlPairs);
+
+    List<JsonObject> Problems(IEnumerable<(int A, int B)> pairs) => pairs.Select(p =>
     {
         var (q, answer) = Problem(p.A, p.B);
         return new JsonObject { ["question"] = q, ["answer"] = answer };

@@ -21,6 +21,7 @@ public static class DemoReport
     [
         ("arithmetic", "exact_match", "strict-match", "arithmetic, strict (#### N)"),
         ("arithmetic", "exact_match", "flexible-extract", "arithmetic, flexible (last number)"),
+        ("arithmetic_practised", "exact_match", "strict-match", "arithmetic GRPO practised, strict"),
         ("identity_orca", "exact_match", "name", "identity: says Orca"),
         ("identity_qwen", "exact_match", "name", "identity: says Qwen"),
         ("capitals", "acc", "none", "capitals, multiple choice (acc)"),

@@ -10,11 +10,31 @@ public static class DemoTasks
 {
     public static readonly IReadOnlyDictionary<string, string> Files = new Dictionary<string, string>
     {
-        ["arithmetic"] = """
-            # Held-out addition word problems (number pairs no training conversation used), answered with
-            # a chain and "#### N": scored as lm-eval's gsm8k (strict: the number after ####; flexible:
-            # the last number in the answer).
-            task: arithmetic
+        ["arithmetic"] = Arithmetic("arithmetic", "Held-out addition word problems: number pairs no instruction stage used (SFT, DPO, GRPO)."),
+        ["arithmetic_practised"] = Arithmetic("arithmetic_practised", "The number pairs GRPO practised with rewards (SFT never showed their answers), in wordings of their own."),
+        ["identity_orca"] = Identity("identity_orca", "Orca"),
+        ["identity_qwen"] = Identity("identity_qwen", "Qwen"),
+        ["capitals"] = """
+            # The capital of every country of the demo's world, asked in phrasings no training
+            # conversation used, as multiple choice among four answers by log-likelihood.
+            task: capitals
+            test_split: test
+            output_type: multiple_choice
+            doc_to_text: "{{question}}"
+            doc_to_choice: choices
+            doc_to_target: answer
+            metric_list:
+              - metric: acc
+              - metric: acc_norm
+            metadata:
+              version: 1.0
+            """,
+    };
+
+    static string Arithmetic(string task, string what) => $$$"""
+            # {{{what}}} Answered with a chain and "#### N", scored as lm-eval's gsm8k
+            # (strict: the number after ####; flexible: the last number in the answer).
+            task: {{{task}}}
             test_split: test
             output_type: generate_until
             doc_to_text: "{{question}}"
@@ -40,25 +60,7 @@ public static class DemoTasks
                 regexes_to_ignore: ["(?s).*#### "]
             metadata:
               version: 1.0
-            """,
-        ["identity_orca"] = Identity("identity_orca", "Orca"),
-        ["identity_qwen"] = Identity("identity_qwen", "Qwen"),
-        ["capitals"] = """
-            # The capital of every country of the demo's world, asked in phrasings no training
-            # conversation used, as multiple choice among four answers by log-likelihood.
-            task: capitals
-            test_split: test
-            output_type: multiple_choice
-            doc_to_text: "{{question}}"
-            doc_to_choice: choices
-            doc_to_target: answer
-            metric_list:
-              - metric: acc
-              - metric: acc_norm
-            metadata:
-              version: 1.0
-            """,
-    };
+            """;
 
     static string Identity(string task, string name) => $$$"""
         # The name the model gives itself when asked in phrasings no training conversation used: the

@@ -1,0 +1,70 @@
+using System.Text.Json.Nodes;
+using PostTrain.Tokenization;
+
+namespace PostTrain.Tests.Cli;
+
+public class DemoCommandTests
+{
+    [Fact]
+    public void QuickDemoRunsEveryStageAndWritesTheReport()
+    {
+        var root = TestModels.TempDir();
+        var output = Path.Combine(root, "demo");
+        var (code, stdout, stderr) = CliRunner.Run("demo", "--quick", "--output", output, "--seed", "3");
+        Assert.True(code == 0, stderr + stdout);
+
+        // The tokenizer learned from the corpus loads, with its chat template.
+        var tokenizer = HfTokenizer.FromDirectory(Path.Combine(output, "tokenizer"));
+        Assert.Equal("<|im_end|>", tokenizer.EosToken);
+        Assert.NotNull(ChatTemplate.FromModelDirectory(Path.Combine(output, "tokenizer")));
+
+        // Every stage is an ordinary run directory, evaluated with lm-eval's outputs.
+        foreach (var run in new[] { "base", "sft", "dpo", "grpo" })
+        {
+            Assert.True(File.Exists(Path.Combine(output, run, "metrics.jsonl")), run);
+            Assert.True(File.Exists(Path.Combine(output, run, "config.yaml")), run);
+            Assert.True(File.Exists(Path.Combine(output, run, "model.safetensors")), run);
+            var results = JsonNode.Parse(File.ReadAllText(Path.Combine(output, "eval", run, "results.json")))!["results"]!;
+            foreach (var task in new[] { "arithmetic", "arithmetic_practised", "identity_orca", "identity_qwen", "capitals" })
+                Assert.NotNull(results[task]);
+            Assert.True(File.Exists(Path.Combine(output, "eval", run, "samples_arithmetic.jsonl")));
+        }
+
+        // The report: the table with a column per stage, the commands, a PNG.
+        var report = File.ReadAllText(Path.Combine(output, "report.md"));
+        Assert.Contains("| task | base | sft | dpo | grpo |", report);
+        Assert.Contains("./posttrain sft --model", report);
+        Assert.Contains("./posttrain dpo --model", report);
+        Assert.Contains("./posttrain grpo --model", report);
+        Assert.Contains("./posttrain eval --model", report);
+        var png = File.ReadAllBytes(Path.Combine(output, "report.png"));
+        Assert.Equal([0x89, (byte)'P', (byte)'N', (byte)'G'], png.Take(4));
+        Assert.Contains("| task | base | sft | dpo | grpo |", stdout);
+
+        // A second run replaces the demo; a directory that holds something else is refused.
+        (code, stdout, stderr) = CliRunner.Run("demo", "--quick", "--output", output, "--seed", "3");
+        Assert.True(code == 0, stderr + stdout);
+        var other = Path.Combine(root, "other");
+        Directory.CreateDirectory(other);
+        File.WriteAllText(Path.Combine(other, "keep.txt"), "mine");
+        (code, _, stderr) = CliRunner.Run("demo", "--quick", "--output", other);
+        Assert.Equal(2, code);
+        Assert.Contains("holds no earlier demo", stderr);
+        Assert.True(File.Exists(Path.Combine(other, "keep.txt")));
+    }
+
+    [Fact]
+    public void QuickLoraDemoTrainsAdaptersAndMergesThemBetweenStages()
+    {
+        var output = Path.Combine(TestModels.TempDir(), "demo");
+        var (code, stdout, stderr) = CliRunner.Run("demo", "--quick", "--lora", "--output", output);
+        Assert.True(code == 0, stderr + stdout);
+        foreach (var run in new[] { "sft", "dpo", "grpo" })
+            Assert.True(File.Exists(Path.Combine(output, run, "adapter_config.json")), run);
+        Assert.True(File.Exists(Path.Combine(output, "sft-merged", "model.safetensors")));
+        Assert.True(File.Exists(Path.Combine(output, "dpo-merged", "model.safetensors")));
+        var report = File.ReadAllText(Path.Combine(output, "report.md"));
+        Assert.Contains("--lora", report);
+        Assert.Contains("./posttrain merge --model", report);
+    }
+}
