@@ -63,16 +63,17 @@ public static class DemoCommand
         Directory.CreateDirectory(P("tasks"));
         var pretrain = data.PretrainingDocuments();
         var sft = data.SftConversations();
+        var preferences = data.IdentityPreferences();
         WriteJsonl(P("data", "pretrain.jsonl"), pretrain.Select(t => new JsonObject { ["text"] = t }));
         WriteJsonl(P("data", "sft.jsonl"), sft);
-        WriteJsonl(P("data", "dpo.jsonl"), data.IdentityPreferences());
+        WriteJsonl(P("data", "dpo.jsonl"), preferences);
         WriteJsonl(P("data", "grpo.jsonl"), data.GrpoPrompts());
         WriteJsonl(P("data", "arithmetic.jsonl"), Limit(data.ArithmeticTest(), plan.EvalLimit));
         WriteJsonl(P("data", "arithmetic_practised.jsonl"), Limit(data.PractisedArithmeticTest(), plan.EvalLimit));
         WriteJsonl(P("data", "identity.jsonl"), Limit(data.IdentityTest(), plan.EvalLimit));
         WriteJsonl(P("data", "capitals.jsonl"), Limit(data.CapitalsTest(), plan.EvalLimit));
         foreach (var (name, text) in DemoTasks.Files) File.WriteAllText(P("tasks", name + ".yaml"), text);
-        stdout.WriteLine($"{pretrain.Count} pre-training documents, {sft.Count} SFT conversations, {data.IdentityPreferences().Count} preference pairs, " +
+        stdout.WriteLine($"{pretrain.Count} pre-training documents, {sft.Count} SFT conversations, {preferences.Count} preference pairs, " +
                          $"{data.RlPairs.Count} GRPO prompts; held out: {data.HeldOutPairs.Count} addition problems, 10 identity questions, 24 capitals");
 
         // The tokenizer: byte-level BPE learned from the corpus, with a ChatML template.

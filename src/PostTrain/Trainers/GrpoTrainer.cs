@@ -227,8 +227,7 @@ public sealed class GrpoMethod : TrainingMethod<PromptUnit>
             }
             LastSamplingSeconds = clock.Elapsed.TotalSeconds;
             // Rewards of the whole step (batch scaling normalises over all of them).
-            var samples = sampled.SelectMany(s => s.Units.SelectMany((u, i) => s.Completions[i].Select(c => new RewardSample(
-                u.Text, u.Example.Messages, c.Text ?? decode?.Invoke(c.TokenIds) ?? "", c.TokenIds, u.Example.Row)))).ToList();
+            var samples = sampled.SelectMany(s => Samples(s.Units, s.Completions)).ToList();
             var scores = rewards.Score(samples);
             int offset = 0;
             var built = new List<Rollout>();
@@ -278,21 +277,31 @@ public sealed class GrpoMethod : TrainingMethod<PromptUnit>
             N = n, Seed = options.Seed, EosTokenIds = eos, BatchSize = Math.Max(n, options.BatchSize),
         };
         var completions = engine.Generate(units.Select(u => u.Ids).ToList(), sampling);
-        var samples = units.SelectMany((u, i) => completions[i].Select(c => new RewardSample(
-            u.Text, u.Example.Messages, c.Text ?? decode?.Invoke(c.TokenIds) ?? "", c.TokenIds, u.Example.Row))).ToList();
+        var samples = Samples(units, completions).ToList();
         var scores = rewards.Score(samples);
         var metrics = new Dictionary<string, double>
         {
             ["eval_reward"] = scores.Total.Average(),
             ["eval_completions/mean_length"] = completions.SelectMany(c => c).Average(c => c.TokenIds.Length),
         };
+        AddFunctionMeans(metrics, "eval_rewards", scores.PerFunction);
+        return metrics;
+    }
+
+    /// <summary>Each prompt's completions as the rewards see them (text decoded when the engine gave none).</summary>
+    IEnumerable<RewardSample> Samples(IReadOnlyList<PromptUnit> units, Completion[][] completions) =>
+        units.SelectMany((u, i) => completions[i].Select(c => new RewardSample(
+            u.Text, u.Example.Messages, c.Text ?? decode?.Invoke(c.TokenIds) ?? "", c.TokenIds, u.Example.Row)));
+
+    /// <summary>PREFIX/NAME/mean per reward function, over the completions it applied to (NaN when none).</summary>
+    void AddFunctionMeans(Dictionary<string, double> metrics, string prefix, double?[][] perFunction)
+    {
         var names = rewards.Names;
         for (int f = 0; f < names.Count; f++)
         {
-            var applied = scores.PerFunction[f].Where(v => v is not null).Select(v => v!.Value).ToList();
-            metrics[$"eval_rewards/{names[f]}/mean"] = applied.Count > 0 ? applied.Average() : double.NaN;
+            var applied = perFunction[f].Where(v => v is not null).Select(v => v!.Value).ToList();
+            metrics[$"{prefix}/{names[f]}/mean"] = applied.Count > 0 ? applied.Average() : double.NaN;
         }
-        return metrics;
     }
 
     bool Masked(Rollout r, int i) => options.MaskTruncatedCompletions && r.Truncated[i];
@@ -448,12 +457,7 @@ public sealed class GrpoMethod : TrainingMethod<PromptUnit>
             ["completions/mean_length"] = r.Completions.Average(c => c.Length),
             ["completions/clipped_ratio"] = r.Truncated.Count(t => t) / (double)r.Truncated.Length,
         };
-        var names = rewards.Names;
-        for (int f = 0; f < names.Count; f++)
-        {
-            var applied = r.PerFunction[f].Where(v => v is not null).Select(v => v!.Value).ToList();
-            m[$"rewards/{names[f]}/mean"] = applied.Count > 0 ? applied.Average() : double.NaN;
-        }
+        AddFunctionMeans(m, "rewards", r.PerFunction);
         return m;
     }
 

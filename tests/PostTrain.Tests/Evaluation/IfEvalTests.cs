@@ -152,7 +152,7 @@ public class IfEvalTests
     [InlineData("Σ", "σ")]
     [InlineData("ΣΑ", "σα")]
     [InlineData("ABC-Σ.", "abc-σ.")]
-    public void Lower_follows_python(string s, string expected) => Assert.Equal(expected, PyText.Lower(s));
+    public void Lower_follows_python(string s, string expected) => Assert.Equal(expected, PostTrain.Evaluation.PyString.Lower(s));
 
     [Theory]
     [InlineData("HELLO 123", true, false)]
@@ -172,7 +172,7 @@ public class IfEvalTests
     [InlineData("\x1c x \x1f", "x")]
     [InlineData("\u00a0\u2003x\u3000", "x")]
     [InlineData("\u200bx", "\u200bx")]
-    public void Strip_uses_pythons_whitespace(string s, string expected) => Assert.Equal(expected, PyText.Strip(s));
+    public void Strip_uses_pythons_whitespace(string s, string expected) => Assert.Equal(expected, PostTrain.Evaluation.PyString.Strip(s));
 
     [Theory]
     [InlineData("{}", true)]

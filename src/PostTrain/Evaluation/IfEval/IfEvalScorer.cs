@@ -46,13 +46,13 @@ public static class IfEvalScorer
     }
 
     static bool FollowsStrict(Instruction instruction, string response) =>
-        PyText.Strip(response).Length > 0 && instruction.Follows(response);
+        PyString.Strip(response).Length > 0 && instruction.Follows(response);
 
     static string[] LooseVariants(string response)
     {
         var lines = response.Split('\n');
         string Join(int skipFirst, int skipLast) =>
-            PyText.Strip(string.Join("\n", lines.Skip(skipFirst).Take(Math.Max(0, lines.Length - skipFirst - skipLast))));
+            PyString.Strip(string.Join("\n", lines.Skip(skipFirst).Take(Math.Max(0, lines.Length - skipFirst - skipLast))));
         var removeFirst = Join(1, 0);
         var removeLast = Join(0, 1);
         var removeBoth = Join(1, 1);

@@ -105,7 +105,7 @@ internal sealed class Kwargs
 
     public Regex Pattern(string key, string pythonPattern, RegexOptions options)
     {
-        try { return PyText.CompileUserPattern(pythonPattern, options); }
+        try { return new Regex(new PythonRegex(pythonPattern).DotNetPattern, options | RegexOptions.CultureInvariant, PythonRegex.DefaultTimeout); }
         catch (ArgumentException e) { throw Error(key, $"is used as a regular expression and \"{pythonPattern}\" is not one ({e.Message.Split('\n')[0]})"); }
     }
 }
@@ -173,7 +173,7 @@ sealed class KeywordFrequency : Instruction
 
     public KeywordFrequency(Kwargs k)
     {
-        keyword = k.Pattern("keyword", PyText.Strip(k.String("keyword")), RegexOptions.IgnoreCase);
+        keyword = k.Pattern("keyword", PyString.Strip(k.String("keyword")), RegexOptions.IgnoreCase);
         frequency = k.Integer("frequency", 0);
         relation = k.Relation("relation");
     }
@@ -197,7 +197,7 @@ sealed class LetterFrequency : Instruction
     public LetterFrequency(Kwargs k)
     {
         var given = k.String("letter");
-        var lower = PyText.Lower(given);
+        var lower = PyString.Lower(given);
         if (given.Length != 1 || lower.Length != 1 || lower[0] < 'a' || lower[0] > 'z')
             throw k.Error("letter", $"must be one letter a-z or A-Z, got \"{given}\" (lm-eval would draw a random letter)");
         letter = lower[0];
@@ -205,7 +205,7 @@ sealed class LetterFrequency : Instruction
         relation = k.Relation("let_relation");
     }
 
-    public override bool Follows(string r) => Compare(PyText.Lower(r).Count(c => c == letter), relation, frequency);
+    public override bool Follows(string r) => Compare(PyString.Lower(r).Count(c => c == letter), relation, frequency);
 }
 
 sealed class ResponseLanguage : Instruction
@@ -240,7 +240,7 @@ sealed class NumberOfParagraphs(Kwargs k) : Instruction
         long count = paragraphs.Length;
         for (int i = 0; i < paragraphs.Length; i++)
         {
-            if (PyText.Strip(paragraphs[i]).Length > 0) continue;
+            if (PyString.Strip(paragraphs[i]).Length > 0) continue;
             if (i == 0 || i == paragraphs.Length - 1) count--;
             else return false;
         }
@@ -285,23 +285,23 @@ sealed class NthParagraphFirstWord : Instruction
         nth = k.Integer("nth_paragraph", 1);
         if (nth > expected)
             throw k.Error("nth_paragraph", $"must be at most num_paragraphs ({expected}), got {nth} (lm-eval would draw a random value)");
-        firstWord = PyText.Lower(k.String("first_word"));
+        firstWord = PyString.Lower(k.String("first_word"));
     }
 
     public override bool Follows(string r)
     {
         var paragraphs = r.Split("\n\n");
-        long count = paragraphs.Count(p => PyText.Strip(p).Length > 0);
+        long count = paragraphs.Count(p => PyString.Strip(p).Length > 0);
         if (nth > count) return false;
-        var paragraph = PyText.Strip(paragraphs[nth - 1]);
+        var paragraph = PyString.Strip(paragraphs[nth - 1]);
         if (paragraph.Length == 0) return false;
-        var word = PyText.Strip(PyText.SplitWhitespace(paragraph)[0]).TrimStart('\'').TrimStart('"');
+        var word = PyString.Strip(PyText.SplitWhitespace(paragraph)[0]).TrimStart('\'').TrimStart('"');
         var first = new System.Text.StringBuilder();
         foreach (var rune in word.EnumerateRunes())
         {
             var letter = rune.ToString();
             if (Stops.Contains(letter)) break;
-            first.Append(PyText.Lower(letter));
+            first.Append(PyString.Lower(letter));
         }
         return count == expected && first.ToString() == firstWord;
     }
@@ -320,17 +320,17 @@ sealed class Postscript : Instruction
 
     public Postscript(Kwargs k)
     {
-        var marker = PyText.Strip(k.String("postscript_marker"));
+        var marker = PyString.Strip(k.String("postscript_marker"));
         var s = PyText.Space;
         pattern = marker switch
         {
             "P.P.S" => new Regex(s + @"*p\." + s + @"?p\." + s + "?s.*$", RegexOptions.Multiline | RegexOptions.CultureInvariant),
             "P.S." => new Regex(s + @"*p\." + s + @"?s\..*$", RegexOptions.Multiline | RegexOptions.CultureInvariant),
-            _ => k.Pattern("postscript_marker", @"\s*" + PyText.Lower(marker) + ".*$", RegexOptions.Multiline),
+            _ => k.Pattern("postscript_marker", @"\s*" + PyString.Lower(marker) + ".*$", RegexOptions.Multiline),
         };
     }
 
-    public override bool Follows(string r) => pattern.IsMatch(PyText.ForPattern(PyText.Lower(r)));
+    public override bool Follows(string r) => pattern.IsMatch(PyText.ForPattern(PyString.Lower(r)));
 }
 
 sealed class BulletLists(Kwargs k) : Instruction
@@ -347,7 +347,7 @@ sealed class ConstrainedResponse : Instruction
 
     public override bool Follows(string r)
     {
-        var v = PyText.Strip(r);
+        var v = PyString.Strip(r);
         return Options.Any(o => v.Contains(o, StringComparison.Ordinal));
     }
 }
@@ -360,8 +360,8 @@ sealed class HighlightedSections(Kwargs k) : Instruction
 
     public override bool Follows(string r)
     {
-        int n = Single.Matches(r).Count(m => PyText.Strip(m.Value.Trim('*')).Length > 0)
-            + Double.Matches(r).Count(m => PyText.Strip(m.Value[2..^2]).Length > 0);
+        int n = Single.Matches(r).Count(m => PyString.Strip(m.Value.Trim('*')).Length > 0)
+            + Double.Matches(r).Count(m => PyString.Strip(m.Value[2..^2]).Length > 0);
         return n >= minimum;
     }
 }
@@ -373,7 +373,7 @@ sealed class Sections : Instruction
 
     public Sections(Kwargs k)
     {
-        var spliter = PyText.Strip(k.String("section_spliter"));
+        var spliter = PyString.Strip(k.String("section_spliter"));
         splitter = k.Pattern("section_spliter", @"\s?" + spliter + @"\s?\d+\s?", RegexOptions.None);
         minimum = k.Integer("num_sections", 0);
     }
@@ -387,11 +387,11 @@ sealed class JsonFormat : Instruction
 {
     public override bool Follows(string r)
     {
-        var v = PyText.Strip(r);
+        var v = PyString.Strip(r);
         foreach (var fence in new[] { "```json", "```Json", "```JSON", "```" })
             if (v.StartsWith(fence, StringComparison.Ordinal)) v = v[fence.Length..];
         if (v.EndsWith("```", StringComparison.Ordinal)) v = v[..^3];
-        return PyJson.IsValid(PyText.Strip(v));
+        return PyJson.IsValid(PyString.Strip(v));
     }
 }
 
@@ -399,7 +399,7 @@ sealed class Title : Instruction
 {
     static readonly Regex Pattern = new(@"<<[^\n]+>>", RegexOptions.CultureInvariant);
     public override bool Follows(string r) =>
-        Pattern.Matches(r).Any(m => PyText.Strip(m.Value.TrimStart('<').TrimEnd('>')).Length > 0);
+        Pattern.Matches(r).Any(m => PyString.Strip(m.Value.TrimStart('<').TrimEnd('>')).Length > 0);
 }
 
 sealed class TwoResponses : Instruction
@@ -410,23 +410,23 @@ sealed class TwoResponses : Instruction
         var valid = new List<string>();
         for (int i = 0; i < parts.Length; i++)
         {
-            if (PyText.Strip(parts[i]).Length > 0) valid.Add(parts[i]);
+            if (PyString.Strip(parts[i]).Length > 0) valid.Add(parts[i]);
             else if (i != 0 && i != parts.Length - 1) return false;
         }
-        return valid.Count == 2 && PyText.Strip(valid[0]) != PyText.Strip(valid[1]);
+        return valid.Count == 2 && PyString.Strip(valid[0]) != PyString.Strip(valid[1]);
     }
 }
 
 sealed class RepeatPrompt(Kwargs k) : Instruction
 {
-    readonly string prompt = PyText.Lower(PyText.Strip(k.String("prompt_to_repeat")));
-    public override bool Follows(string r) => PyText.Lower(PyText.Strip(r)).StartsWith(prompt, StringComparison.Ordinal);
+    readonly string prompt = PyString.Lower(PyString.Strip(k.String("prompt_to_repeat")));
+    public override bool Follows(string r) => PyString.Lower(PyString.Strip(r)).StartsWith(prompt, StringComparison.Ordinal);
 }
 
 sealed class EndPhrase(Kwargs k) : Instruction
 {
-    readonly string phrase = PyText.Lower(PyText.Strip(k.String("end_phrase")));
-    public override bool Follows(string r) => PyText.Lower(PyText.Strip(r).Trim('"')).EndsWith(phrase, StringComparison.Ordinal);
+    readonly string phrase = PyString.Lower(PyString.Strip(k.String("end_phrase")));
+    public override bool Follows(string r) => PyString.Lower(PyString.Strip(r).Trim('"')).EndsWith(phrase, StringComparison.Ordinal);
 }
 
 sealed class CapitalWordFrequency(Kwargs k) : Instruction
@@ -455,7 +455,7 @@ sealed class Quotation : Instruction
 {
     public override bool Follows(string r)
     {
-        var v = PyText.Strip(r);
+        var v = PyString.Strip(r);
         return v.Length > 1 && v[0] == '"' && v[^1] == '"';
     }
 }

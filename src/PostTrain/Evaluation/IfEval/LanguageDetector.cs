@@ -188,7 +188,7 @@ internal static class LanguageDetector
 
     static string Vote(string text, Language[] languages, string fallback)
     {
-        var lower = PyText.Lower(text);
+        var lower = PyString.Lower(text);
         var words = new List<string>();
         var sb = new StringBuilder();
         foreach (var r in lower.EnumerateRunes())

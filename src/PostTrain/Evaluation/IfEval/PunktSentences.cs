@@ -82,7 +82,7 @@ internal static class PunktSentences
         public Token(string text)
         {
             Text = text;
-            var lower = PyText.Lower(text);
+            var lower = PyString.Lower(text);
             Type = NumericRe.IsMatch(lower) ? "##number##" : lower;
         }
 
@@ -122,7 +122,7 @@ internal static class PunktSentences
     {
         foreach (var line in text.Split('\n'))
         {
-            if (PyText.Strip(line).Length == 0) continue;
+            if (PyString.Strip(line).Length == 0) continue;
             foreach (Match m in WordRe.Matches(line)) yield return m.Value;
         }
     }
@@ -220,7 +220,7 @@ internal static class PunktSentences
         else if (t.IsEllipsis) t.Ellipsis = true;
         else if (t.PeriodFinal && !tok.EndsWith(".."))
         {
-            var stem = PyText.Lower(tok[..^1]);
+            var stem = PyString.Lower(tok[..^1]);
             if (Abbreviations.Contains(stem) || Abbreviations.Contains(stem.Split('-')[^1])) t.Abbr = true;
             else t.SentBreak = true;
         }

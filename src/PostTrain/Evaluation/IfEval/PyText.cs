@@ -5,10 +5,10 @@ using System.Text.RegularExpressions;
 namespace PostTrain.Evaluation.IfEval;
 
 /// <summary>
-/// The few Python 3 string and <c>re</c> semantics that IFEval's checkers depend on, where .NET differs:
-/// whitespace (<c>str.isspace</c> also counts U+001C..U+001F), <c>\w</c> (Python: letters, numbers and
-/// underscore; .NET also takes combining marks and connector punctuation and leaves out Nl/No),
-/// <c>str.lower()</c> (İ becomes two code points, Σ becomes ς at the end of a word) and
+/// The Python 3 string and <c>re</c> semantics that IFEval's checkers need beyond <see cref="PyString"/>
+/// (strip, lower, isspace) and <see cref="PythonRegex"/> (patterns): <c>\w</c>, <c>\s</c> and <c>\b</c> as
+/// class bodies for the punkt and Treebank rules (Python: letters, numbers and underscore; .NET also takes
+/// combining marks and connector punctuation and leaves out Nl/No), <c>str.split()</c>, and
 /// <c>str.isupper()</c>/<c>islower()</c> (which use the Unicode Uppercase/Lowercase properties, not only
 /// the Lu/Ll categories). The tables follow Python 3.11's Unicode 14 data; .NET's own Unicode data is
 /// used for categories, so characters assigned after Unicode 14 may differ.
@@ -26,22 +26,11 @@ internal static class PyText
     public const string Boundary = "(?:(?<=" + Word + ")(?!" + Word + ")|(?<!" + Word + ")(?=" + Word + "))";
     public const string NotBoundary = "(?:(?<=" + Word + ")(?=" + Word + ")|(?<!" + Word + ")(?!" + Word + "))";
 
-    public static bool IsSpace(char c) => char.IsWhiteSpace(c) || (c >= '\x1C' && c <= '\x1F');
-
-    /// <summary><c>str.strip()</c>.</summary>
-    public static string Strip(string s)
-    {
-        int a = 0, b = s.Length;
-        while (a < b && IsSpace(s[a])) a++;
-        while (b > a && IsSpace(s[b - 1])) b--;
-        return s.Substring(a, b - a);
-    }
-
     /// <summary><c>str.rstrip()</c>.</summary>
     public static string RStrip(string s)
     {
         int b = s.Length;
-        while (b > 0 && IsSpace(s[b - 1])) b--;
+        while (b > 0 && PyString.IsSpace(s[b - 1])) b--;
         return s.Substring(0, b);
     }
 
@@ -52,68 +41,13 @@ internal static class PyText
         int i = 0;
         while (i < s.Length)
         {
-            while (i < s.Length && IsSpace(s[i])) i++;
+            while (i < s.Length && PyString.IsSpace(s[i])) i++;
             int start = i;
-            while (i < s.Length && !IsSpace(s[i])) i++;
+            while (i < s.Length && !PyString.IsSpace(s[i])) i++;
             if (i > start) parts.Add(s.Substring(start, i - start));
         }
         return parts;
     }
-
-    /// <summary><c>str.lower()</c>.</summary>
-    public static string Lower(string s)
-    {
-        var sb = new StringBuilder(s.Length);
-        for (int i = 0; i < s.Length;)
-        {
-            var r = Rune.GetRuneAt(s, i);
-            if (r.Value == 0x130) sb.Append("i\u0307");
-            else if (r.Value == 0x3A3) sb.Append(IsFinalSigma(s, i) ? 'ς' : 'σ');
-            else sb.Append(Rune.ToLowerInvariant(r).ToString());
-            i += r.Utf16SequenceLength;
-        }
-        return sb.ToString();
-    }
-
-    // Unicode's Final_Sigma context: a cased letter before (skipping case-ignorables) and none after.
-    static bool IsFinalSigma(string s, int at)
-    {
-        int j = at;
-        Rune? before = null;
-        while (j > 0)
-        {
-            Rune.DecodeLastFromUtf16(s.AsSpan(0, j), out var r, out int n);
-            j -= n;
-            if (!IsCaseIgnorable(r)) { before = r; break; }
-        }
-        if (before is null || !IsCased(before.Value)) return false;
-        j = at + 1;
-        while (j < s.Length)
-        {
-            var r = Rune.GetRuneAt(s, j);
-            if (!IsCaseIgnorable(r)) return !IsCased(r);
-            j += r.Utf16SequenceLength;
-        }
-        return true;
-    }
-
-    static bool IsCaseIgnorable(Rune r)
-    {
-        switch (Rune.GetUnicodeCategory(r))
-        {
-            case UnicodeCategory.NonSpacingMark:
-            case UnicodeCategory.EnclosingMark:
-            case UnicodeCategory.Format:
-            case UnicodeCategory.ModifierLetter:
-            case UnicodeCategory.ModifierSymbol:
-                return true;
-        }
-        // Word_Break MidLetter, MidNumLet and Single_Quote.
-        return r.Value is '\'' or '.' or ':' or 0xB7 or 0x387 or 0x55F or 0x5F4 or 0x2018 or 0x2019 or 0x2024
-            or 0x2027 or 0xFE13 or 0xFE52 or 0xFE55 or 0xFF07 or 0xFF0E or 0xFF1A;
-    }
-
-    static bool IsCased(Rune r) => IsUpperProp(r) || IsLowerProp(r) || Rune.GetUnicodeCategory(r) == UnicodeCategory.TitlecaseLetter;
 
     // Other_Uppercase and Other_Lowercase (Unicode 14), which Python's isupper/islower count too.
     static readonly (int, int)[] OtherUpper = { (0x2160, 0x216F), (0x24B6, 0x24CF), (0x1F130, 0x1F149), (0x1F150, 0x1F169), (0x1F170, 0x1F189) };
@@ -162,66 +96,6 @@ internal static class PyText
     public static string FirstCodePoint(string s) => Rune.GetRuneAt(s, 0).ToString();
 
     /// <summary>
-    /// Rewrites a Python <c>re</c> pattern into .NET syntax with Python's meaning for <c>\w \W \s \S \b \B</c>
-    /// (outside character classes; inside them <c>\w</c> and <c>\s</c> are widened the same way),
-    /// <c>\Z</c> and named groups. Everything else is passed through: the two syntaxes agree on
-    /// literals, classes, groups and quantifiers.
-    /// </summary>
-    public static string TranslatePattern(string pattern)
-    {
-        var sb = new StringBuilder();
-        bool inClass = false;
-        for (int i = 0; i < pattern.Length; i++)
-        {
-            char c = pattern[i];
-            if (c == '\\' && i + 1 < pattern.Length)
-            {
-                char e = pattern[++i];
-                if (inClass)
-                {
-                    sb.Append(e switch { 'w' => WordClassBody, 's' => SpaceClassBody, _ => "\\" + e });
-                    continue;
-                }
-                sb.Append(e switch
-                {
-                    'w' => Word,
-                    'W' => NotWord,
-                    's' => Space,
-                    'S' => NotSpace,
-                    'b' => Boundary,
-                    'B' => NotBoundary,
-                    'Z' => @"\z",
-                    _ => "\\" + e,
-                });
-                continue;
-            }
-            if (inClass)
-            {
-                if (c == ']' ) inClass = false;
-                sb.Append(c);
-                continue;
-            }
-            if (c == '[')
-            {
-                inClass = true;
-                sb.Append(c);
-                // A ']' (or '^]') right after '[' is a literal in both syntaxes.
-                if (i + 1 < pattern.Length && pattern[i + 1] == '^') sb.Append(pattern[++i]);
-                if (i + 1 < pattern.Length && pattern[i + 1] == ']') sb.Append(pattern[++i]);
-                continue;
-            }
-            if (c == '(' && pattern.AsSpan(i).StartsWith("(?P<")) { sb.Append("(?<"); i += 3; continue; }
-            if (c == '(' && pattern.AsSpan(i).StartsWith("(?P="))
-            {
-                int close = pattern.IndexOf(')', i);
-                if (close > 0) { sb.Append(@"\k<").Append(pattern, i + 4, close - i - 4).Append('>'); i = close; continue; }
-            }
-            sb.Append(c);
-        }
-        return sb.ToString();
-    }
-
-    /// <summary>
     /// The text a translated pattern should search: .NET regexes see a character outside the BMP as
     /// two surrogates, which are neither <c>\w</c> nor <c>\d</c>, while Python sees one code point. So each
     /// such letter or number is replaced by a BMP stand-in of its kind (a decimal digit by U+0660, any
@@ -245,8 +119,4 @@ internal static class PyText
         }
         return sb.ToString();
     }
-
-    /// <summary>Compiles a Python pattern given in a kwarg, or throws <see cref="ArgumentException"/>.</summary>
-    public static Regex CompileUserPattern(string pythonPattern, RegexOptions options) =>
-        new(TranslatePattern(pythonPattern), options | RegexOptions.CultureInvariant);
 }
