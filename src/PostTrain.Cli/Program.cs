@@ -12,8 +12,18 @@ public static class Program
     {
         var root = new RootCommand("PostTrain: post-training for Hugging Face Qwen and Llama checkpoints (SFT, DPO, GRPO).");
         foreach (var command in Verbs.All()) root.Subcommands.Add(command);
+        ConfigOption.AddToVerbs(root);
         var config = new InvocationConfiguration { Output = stdout, Error = stderr };
         var parsed = root.Parse(args);
+        try
+        {
+            if (ConfigOption.Expand(parsed, args) is { } expanded) parsed = root.Parse(expanded);
+        }
+        catch (InputError e)
+        {
+            stderr.WriteLine($"error: {e.Message}");
+            return 2;
+        }
         if (parsed.Errors.Count > 0)
         {
             foreach (var error in parsed.Errors) stderr.WriteLine($"error: {error.Message}");

@@ -28,6 +28,7 @@ public static class ChatCommand
         {
             var (modelDir, adapterDir) = model.Read(result);
             var dtype = model.ReadDtype(result);
+            var templateVariables = model.ReadTemplateVariables(result);
             var config = HfCheckpoint.LoadConfig(modelDir);
             var options = sampling.Read(result, GenerationConfig.Load(modelDir, config));
             options.Validate();
@@ -56,7 +57,7 @@ public static class ChatCommand
                 }
                 if (line.Trim().Length == 0) continue;
                 conversation.Add(new JsonObject { ["role"] = "user", ["content"] = line });
-                var ids = tokenizer.Encode(Prompts.RenderChat(template, conversation, null, null));
+                var ids = tokenizer.Encode(ChatPrompt.Render(template, conversation, null, templateVariables, addGenerationPrompt: true, "chat"));
                 if (ids.Length > config.MaxPositionEmbeddings || ids.Any(id => id >= config.VocabSize))
                 {
                     conversation.RemoveAt(conversation.Count - 1);

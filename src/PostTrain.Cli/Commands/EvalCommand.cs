@@ -27,12 +27,11 @@ public static class EvalCommand
         var system = new Option<string?>("--system-instruction") { Description = "A system instruction placed before the task's description" };
         var batchSize = new Option<int>("--batch-size") { Description = "Sequences per forward pass / decoded together", DefaultValueFactory = _ => 16 };
         var seed = new Option<long>("--seed") { Description = "Few-shot sampling seed (lm-eval's fewshot seed) and sampling seed", DefaultValueFactory = _ => 1234 };
-        var templateKwargs = new Option<string[]>("--chat-template-kwargs") { Description = "Chat template variable KEY=JSON (repeatable), e.g. enable_thinking=false for Qwen3" };
         var responses = new Option<string?>("--responses") { Description = "Score responses generated elsewhere ({\"doc_id\", \"resps\"} JSONL) without running a model: filters and metrics only (one task)" };
 
         var command = new Command("eval", "Evaluate a model on lm-evaluation-harness tasks (log-likelihood multiple choice, generate-until with filters)")
         {
-            tasks, data, output, limit, numFewshot, chat, multiturn, system, templateKwargs, batchSize, seed, responses,
+            tasks, data, output, limit, numFewshot, chat, multiturn, system, batchSize, seed, responses,
         };
         model.AddTo(command);
         command.SetAction(result => Verbs.Guard(result, stdout =>
@@ -50,7 +49,7 @@ public static class EvalCommand
             var prompt = new EvalTask.PromptOptions(result.GetValue(system), applyChat, result.GetValue(multiturn), result.GetValue(seed));
             var (dataByTask, singleData) = DataPaths(result.GetValue(data) ?? [], taskNames);
             var usedData = new Dictionary<string, string>();
-            var variables = TemplateCommand.TemplateVariables("--chat-template-kwargs", result.GetValue(templateKwargs) ?? []);
+            var variables = model.ReadTemplateVariables(result);
             if (variables.Count > 0 && !applyChat) throw new InputError("--chat-template-kwargs: needs --apply-chat-template");
 
             // Read every task and its documents before loading the model.
@@ -85,7 +84,7 @@ public static class EvalCommand
                 if (modelDir is not null && applyChat)
                 {
                     var template = ChatTemplate.FromModelDirectory(modelDir);
-                    chatTemplate = messages => LocalEvalModel.ChatPrompt(template, messages, variables);
+                    chatTemplate = messages => ChatPrompt.Render(template, messages, null, variables, addGenerationPrompt: true, "--apply-chat-template");
                 }
                 results.Add(Evaluator.ScoreResponses(evalTasks[0], responsesPath, prompt, chatTemplate));
             }

@@ -38,6 +38,7 @@ public static class GenerateCommand
         {
             var (modelDir, adapterDir) = model.Read(result);
             var dtype = model.ReadDtype(result);
+            var templateVariables = model.ReadTemplateVariables(result);
             var config = HfCheckpoint.LoadConfig(modelDir);
             var generationConfig = GenerationConfig.Load(modelDir, config);
             var options = sampling.Read(result, generationConfig) with
@@ -57,7 +58,7 @@ public static class GenerateCommand
             var prompts = new List<(string Field, JsonNode Value, int[] Ids)>();
             foreach (var line in lines)
             {
-                var prompt = Prompts.Read(line, tokenizer, Template, config.VocabSize);
+                var prompt = Prompts.Read(line, tokenizer, Template, config.VocabSize, templateVariables);
                 if (prompt.Ids.Length == 0) throw line.Error(prompt.Field, "the prompt has no tokens");
                 if (prompt.Ids.Length > config.MaxPositionEmbeddings)
                     throw line.Error(prompt.Field, $"the prompt has {prompt.Ids.Length} tokens, more than the model's context of {config.MaxPositionEmbeddings} (max_position_embeddings)");
@@ -114,52 +115,5 @@ public static class GenerateCommand
             json.WriteEndObject();
         }
         return System.Text.Encoding.UTF8.GetString(buffer.ToArray());
-    }
-}
-
-/// <summary>Turns an input record into prompt token ids.</summary>
-static class Prompts
-{
-    public static (string Field, JsonNode Value, int[] Ids) Read(DataRecord line, HfTokenizer? tokenizer, Func<ChatTemplate>? template, int vocabSize)
-    {
-        var o = line.Value;
-        var fields = new[] { "prompt", "messages", "prompt_ids" }.Where(o.ContainsKey).ToArray();
-        if (fields.Length != 1)
-            throw line.Error(null, fields.Length == 0
-                ? "expected one of \"prompt\" (text), \"messages\" (a conversation) or \"prompt_ids\" (token ids)"
-                : $"give only one of {string.Join(", ", fields.Select(f => $"\"{f}\""))}");
-        var field = fields[0];
-        var value = o[field]?.DeepClone() ?? throw line.Error(field, "must not be null");
-        switch (field)
-        {
-            case "prompt_ids":
-                return (field, value, line.TokenIds(field, vocabSize));
-            case "prompt":
-                if (value is not JsonValue v || !v.TryGetValue<string>(out var text)) throw line.Error(field, "expected a string");
-                // As transformers' tokenizer(text): the post-processor's special tokens (Llama 3's BOS) are added.
-                return (field, value, tokenizer!.Encode(text, addSpecialTokens: true));
-            default:
-                var messages = RecordFormats.Messages(line, field);
-                return (field, value, tokenizer!.Encode(RenderChat(template!(), messages, line.Value["tools"] as JsonArray, line)));
-        }
-    }
-
-    /// <summary>
-    /// The chat template applied as apply_chat_template(messages, add_generation_prompt=...):
-    /// with the generation prompt, the text the assistant's reply continues; without it, the
-    /// whole conversation. Special tokens are in the text, so none are added when encoding.
-    /// A template error names the input line.
-    /// </summary>
-    public static string RenderChat(ChatTemplate template, JsonArray messages, JsonArray? tools, DataRecord? line,
-        bool addGenerationPrompt = true)
-    {
-        try
-        {
-            return template.Render(new ChatTemplateInput { Messages = messages, Tools = tools, AddGenerationPrompt = addGenerationPrompt }).Text;
-        }
-        catch (PostTrain.Tokenization.Jinja.TemplateError e) // the interpreter wraps every rendering error in one
-        {
-            throw line is null ? new InputError($"chat template: {e.Message}") : line.Error("messages", $"chat template: {e.Message}");
-        }
     }
 }

@@ -25,7 +25,7 @@ public static class InitCommand
         var tokenizer = new Option<string?>("--tokenizer") { Description = "Directory with tokenizer.json etc.: copied in; the vocabulary follows it" };
         var output = new Option<string>("--output") { Description = "Output directory", Required = true };
         var seed = new Option<long>("--seed") { Description = "Random seed", DefaultValueFactory = _ => 0 };
-        var dtype = new Option<string>("--dtype") { Description = "Saved dtype: f32 or bf16", DefaultValueFactory = _ => "f32" };
+        var dtype = new Option<string>("--dtype") { Description = "Saved dtype: float32, bfloat16 or float16 (f32, bf16, f16 also accepted)", DefaultValueFactory = _ => "float32" };
         var overwrite = new Option<bool>("--overwrite") { Description = "Replace a non-empty output directory" };
 
         var command = new Command("init", "Create a randomly initialised model in Hugging Face layout")
@@ -53,19 +53,19 @@ public static class InitCommand
             if (nHeads % nKv != 0) throw new InputError($"--kv-heads: {nKv} does not divide --heads {nHeads}");
             if (hd % 2 != 0) throw new InputError($"--head-dim: {hd} must be even (RoPE rotates pairs)");
 
-            bool bf16 = ModelArgs.ParseDtype(result.GetValue(dtype)) == TorchSharp.torch.ScalarType.BFloat16;
+            var savedDtype = Dtypes.Parse(result.GetValue(dtype), "--dtype");
             var eos = tok?.EosTokenId is { } e ? new[] { e } : p.EosTokenIds;
             var config = ModelConfig.Create(architecture, vocabSize, h, result.GetValue(intermediate) ?? p.IntermediateSize,
                 result.GetValue(layers) ?? p.Layers, nHeads, nKv, hd, p.MaxPositions, p.RopeTheta, p.RopeScaling,
                 p.RmsNormEps, p.TieWordEmbeddings, tok is null ? p.BosTokenId : tok.BosTokenId ?? p.BosTokenId, eos,
-                bf16 ? "bfloat16" : "float32");
+                Dtypes.Name(savedDtype));
 
             using var model = new CausalLM(config);
             model.InitializeWeights(result.GetValue(seed));
             var dir = result.GetValue(output)!;
             HfCheckpoint.Save(model, dir, new SaveOptions
             {
-                DType = bf16 ? torch.ScalarType.BFloat16 : torch.ScalarType.Float32,
+                DType = savedDtype,
                 CopyFilesFrom = tokenizerDir,
                 Overwrite = result.GetValue(overwrite),
             });

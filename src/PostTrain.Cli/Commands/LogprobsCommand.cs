@@ -29,6 +29,7 @@ public static class LogprobsCommand
             if (batch <= 0) throw new InputError("--batch-size: must be positive");
             var (modelDir, adapterDir) = model.Read(result);
             var dtype = model.ReadDtype(result);
+            var templateVariables = model.ReadTemplateVariables(result);
             var config = HfCheckpoint.LoadConfig(modelDir);
             var inputPath = result.GetValue(input)!;
 
@@ -54,7 +55,7 @@ public static class LogprobsCommand
                     var messages = RecordFormats.Messages(line, "messages");
                     template ??= ChatTemplate.FromModelDirectory(modelDir);
                     tokenizer ??= HfTokenizer.FromDirectory(modelDir);
-                    ids = tokenizer.Encode(Prompts.RenderChat(template, messages, line.Value["tools"] as JsonArray, line, addGenerationPrompt: false));
+                    ids = tokenizer.Encode(ChatPrompt.Render(template, messages, line.Value["tools"] as JsonArray, templateVariables, addGenerationPrompt: false, $"{line.Location}: messages"));
                     if (ids.Any(id => id >= config.VocabSize))
                         throw line.Error("messages", $"tokenizes to ids beyond the model's vocabulary ({config.VocabSize})");
                 }

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using PostTrain.Checkpoints;
 using PostTrain.Models;
+using PostTrain.Tokenization;
 using static TorchSharp.torch;
 
 namespace PostTrain.Cli.Commands;
@@ -17,8 +18,13 @@ public sealed class ModelArgs
 
     public readonly Option<string> Dtype = new("--dtype")
     {
-        Description = "dtype the model runs in: f32 (as transformers loads by default) or bf16 (half the memory; decoding one sequence reads half the bytes per token)",
-        DefaultValueFactory = _ => "f32",
+        Description = "dtype the model runs in: float32 (as transformers loads by default), bfloat16 (half the memory; decoding one sequence reads half the bytes per token) or float16; f32, bf16, f16 also accepted",
+        DefaultValueFactory = _ => "float32",
+    };
+
+    public readonly Option<string[]> TemplateKwargs = new("--chat-template-kwargs")
+    {
+        Description = "Extra chat-template variables: KEY=JSON (repeatable) or a JSON object, e.g. enable_thinking=false for Qwen3",
     };
 
     public ModelArgs(string description) => Model = new Option<string>("--model") { Description = description, Required = true };
@@ -28,18 +34,20 @@ public sealed class ModelArgs
         command.Options.Add(Model);
         command.Options.Add(Adapter);
         command.Options.Add(Dtype);
+        command.Options.Add(TemplateKwargs);
+    }
+
+    /// <summary>The --chat-template-kwargs variables (empty when not given).</summary>
+    public IReadOnlyDictionary<string, object?> ReadTemplateVariables(ParseResult result)
+    {
+        var variables = new Dictionary<string, object?>();
+        foreach (var item in result.GetValue(TemplateKwargs) ?? [])
+            foreach (var (k, v) in ChatTemplateKwargs.Parse(item, "--chat-template-kwargs")) variables[k] = v;
+        return variables;
     }
 
     /// <summary>The --dtype to load the model in (a one-line error for any other value).</summary>
-    public ScalarType ReadDtype(ParseResult result) => ParseDtype(result.GetValue(Dtype));
-
-    /// <summary>f32 or bf16, as --dtype and --base-dtype spell them.</summary>
-    public static ScalarType ParseDtype(string? value) => value switch
-    {
-        "f32" => ScalarType.Float32,
-        "bf16" => ScalarType.BFloat16,
-        _ => throw new InputError($"--dtype: '{value}' is not one of f32, bf16"),
-    };
+    public ScalarType ReadDtype(ParseResult result) => Dtypes.Parse(result.GetValue(Dtype), "--dtype");
 
     /// <summary>The base model's directory (config, tokenizer, template) and the adapter's, if any.</summary>
     public (string ModelDir, string? AdapterDir) Read(ParseResult result)

@@ -33,30 +33,10 @@ public static class TemplateCommand
         return command;
     }
 
-    /// <summary>KEY=JSON values (--set, --chat-template-kwargs) as template variables; a one-line error names the option.</summary>
-    public static Dictionary<string, object?> TemplateVariables(string option, IEnumerable<string> values)
-    {
-        var variables = new Dictionary<string, object?>();
-        foreach (var s in values)
-        {
-            int eq = s.IndexOf('=');
-            if (eq <= 0) throw new InputError($"{option} {s}: expected KEY=JSON");
-            try
-            {
-                variables[s[..eq]] = JsonNode.Parse(s[(eq + 1)..]);
-            }
-            catch (JsonException e)
-            {
-                throw new InputError($"{option} {s}: value is not JSON: {e.Message}");
-            }
-        }
-        return variables;
-    }
-
     public static int Run(string modelDir, string inputPath, string? outputPath, bool addGenerationPrompt, string[] sets, string? templateName, TextWriter stdout)
     {
         var template = ChatTemplate.FromModelDirectory(modelDir, templateName);
-        var variables = TemplateVariables("--set", sets);
+        var variables = ChatTemplateKwargs.Parse(sets, "--set");
         if (!File.Exists(inputPath)) throw new InputError($"{inputPath}: file not found");
 
         TextWriter writer = outputPath is null ? stdout : new StreamWriter(outputPath, false, new UTF8Encoding(false));

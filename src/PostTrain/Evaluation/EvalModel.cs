@@ -67,20 +67,7 @@ public sealed class LocalEvalModel : IEvalModel
     public string ApplyChatTemplate(JsonArray messages)
     {
         if (template is null) throw new InputError("--apply-chat-template: the model has no chat template");
-        return ChatPrompt(template(), messages, templateVariables);
-    }
-
-    /// <summary>A conversation rendered with the generation prompt; a template error is an <see cref="InputError"/>.</summary>
-    public static string ChatPrompt(ChatTemplate template, JsonArray messages, IReadOnlyDictionary<string, object?>? variables)
-    {
-        try
-        {
-            return template.Render(new ChatTemplateInput { Messages = messages, AddGenerationPrompt = true, Variables = variables }).Text;
-        }
-        catch (Tokenization.Jinja.TemplateError e)
-        {
-            throw new InputError($"chat template: {e.Message}");
-        }
+        return ChatPrompt.Render(template(), messages, null, templateVariables, addGenerationPrompt: true, "--apply-chat-template");
     }
 
     int[] Encode(string text) => tokenizer.Encode(text, addSpecialTokens: bosText is null || !text.StartsWith(bosText, StringComparison.Ordinal));

@@ -17,13 +17,17 @@ public sealed class TrainingTaskEvaluation
     readonly int batchSize;
     readonly long seed;
     readonly bool applyChatTemplate;
+    readonly IReadOnlyDictionary<string, object?>? templateVariables;
 
     /// <param name="spec">Comma-separated NAME_OR_YAML[=DATA] items.</param>
     /// <param name="modelDir">The model directory whose tokenizer (and chat template) the tasks use.</param>
     /// <param name="applyChatTemplate">Render prompts with the model's chat template (eval's --apply-chat-template).</param>
-    public TrainingTaskEvaluation(string spec, double? limit, string modelDir, int batchSize = 16, long seed = 1234, bool applyChatTemplate = false)
+    /// <param name="templateVariables">Extra chat-template variables (--chat-template-kwargs).</param>
+    public TrainingTaskEvaluation(string spec, double? limit, string modelDir, int batchSize = 16, long seed = 1234, bool applyChatTemplate = false,
+        IReadOnlyDictionary<string, object?>? templateVariables = null)
     {
         this.applyChatTemplate = applyChatTemplate;
+        this.templateVariables = templateVariables;
         var list = new List<EvalTask>();
         foreach (var item in spec.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
         {
@@ -47,10 +51,15 @@ public sealed class TrainingTaskEvaluation
 
     public IReadOnlyList<EvalTask> Tasks => tasks;
 
+    /// <summary>The options' --eval-tasks, read and checked before any training; null when not given.</summary>
+    public static TrainingTaskEvaluation? FromOptions(Training.TrainingOptions options) =>
+        options.EvalTasks is null ? null : new(options.EvalTasks, options.EvalTasksLimit, options.Model!,
+            applyChatTemplate: options.EvalApplyChatTemplate, templateVariables: options.TemplateVariables());
+
     /// <summary>Every task on the model; metric keys eval/TASK/METRIC,FILTER.</summary>
     public IReadOnlyDictionary<string, double> Evaluate(CausalLM model)
     {
-        var lm = new LocalEvalModel(model, tokenizer, template, batchSize, seed);
+        var lm = new LocalEvalModel(model, tokenizer, template, batchSize, seed, templateVariables);
         var metrics = new Dictionary<string, double>();
         foreach (var task in tasks)
             foreach (var m in Evaluator.Evaluate(task, lm, new EvalTask.PromptOptions(ApplyChatTemplate: applyChatTemplate, FewshotSeed: seed)).Metrics)

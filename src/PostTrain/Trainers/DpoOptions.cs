@@ -36,4 +36,17 @@ public sealed record DpoOptions : TrainingOptions
             throw new InputError($"--label-smoothing: applies to the sigmoid and robust losses, not {LossType.ToString().ToLowerInvariant()}");
         if (RpoAlpha is { } a && !(a >= 0)) throw new InputError($"--rpo-alpha: must not be negative, got {a}");
     }
+
+    /// <summary>Every setting of this method: the loop's and its own, declared once.</summary>
+    public static readonly SettingTable<DpoOptions> Settings = new(
+    [
+        .. LoopSettings.For<DpoOptions>(),
+        LoopSettings.S<DpoOptions>("ref-model", "Frozen reference model directory (default: a copy of --model)", typeof(string), o => o.RefModel, (o, v) => o with { RefModel = (string?)v }),
+        LoopSettings.S<DpoOptions>("beta", "Deviation from the reference: higher beta, less deviation (IPO's tau)", typeof(double), o => o.Beta, (o, v) => o with { Beta = (double)v! }),
+        LoopSettings.S<DpoOptions>("loss-type", "DPO loss", typeof(DpoLossType), o => o.LossType, (o, v) => o with { LossType = (DpoLossType)v! }, ["sigmoid", "robust", "ipo", "hinge"]),
+        LoopSettings.S<DpoOptions>("label-smoothing", "Probability that a preference label is flipped, in [0, 0.5): conservative DPO (sigmoid), robust DPO", typeof(double), o => o.LabelSmoothing, (o, v) => o with { LabelSmoothing = (double)v! }),
+        LoopSettings.S<DpoOptions>("rpo-alpha", "Add this times the NLL of the chosen completions (RPO; the paper uses 1.0)", typeof(double?), o => o.RpoAlpha, (o, v) => o with { RpoAlpha = (double?)v }),
+        LoopSettings.S<DpoOptions>("precompute-ref-logps", "Score the train and eval sets with the reference once before training, then free it", typeof(bool), o => o.PrecomputeRefLogps, (o, v) => o with { PrecomputeRefLogps = (bool)v! }),
+        LoopSettings.S<DpoOptions>("skip-invalid", "Drop invalid records (and say how many) instead of failing", typeof(bool), o => o.SkipInvalid, (o, v) => o with { SkipInvalid = (bool)v! }),
+    ]);
 }

@@ -20,7 +20,7 @@ namespace PostTrain.Trainers;
 /// the prompt differently, or a merge across the boundary), TRL warns and still cuts at the
 /// prompt's length; <see cref="PrefixMismatches"/> counts those pairs.
 /// </summary>
-public sealed class DpoTokenization(HfTokenizer tokenizer, ChatTemplate? template)
+public sealed class DpoTokenization(HfTokenizer tokenizer, ChatTemplate? template, IReadOnlyDictionary<string, object?>? templateVariables = null)
 {
     public HfTokenizer Tokenizer => tokenizer;
 
@@ -47,25 +47,14 @@ public sealed class DpoTokenization(HfTokenizer tokenizer, ChatTemplate? templat
 
     PreferencePair Conversation(ConversationPreferenceExample e)
     {
-        if (template is null)
-            throw new InputError($"{e.Source}: conversations need the model's chat template (chat_template in tokenizer_config.json, or chat_template.jinja)");
-        string Render(IEnumerable<JsonNode?> messages, bool generationPrompt) => template.Render(new ChatTemplateInput
-        {
-            Messages = new JsonArray(messages.Select(m => m!.DeepClone()).ToArray()),
-            Tools = e.Tools is null ? null : (JsonArray)e.Tools.DeepClone(),
-            AddGenerationPrompt = generationPrompt,
-        }).Text;
-        try
-        {
-            var prompt = tokenizer.Encode(Render(e.Prompt, true));
-            var chosen = tokenizer.Encode(Render(e.Prompt.Concat(e.Chosen), false));
-            var rejected = tokenizer.Encode(Render(e.Prompt.Concat(e.Rejected), false));
-            return Split(prompt, chosen, rejected);
-        }
-        catch (PostTrain.Tokenization.Jinja.TemplateError x) // the interpreter wraps every rendering error in one
-        {
-            throw new InputError($"{e.Source}: chat template: {x.Message}");
-        }
+        if (template is null) throw ChatPrompt.Missing(e.Source);
+        string Render(IEnumerable<JsonNode?> messages, bool generationPrompt) => ChatPrompt.Render(template,
+            new JsonArray(messages.Select(m => m!.DeepClone()).ToArray()), e.Tools is null ? null : (JsonArray)e.Tools.DeepClone(),
+            templateVariables, generationPrompt, e.Source);
+        var prompt = tokenizer.Encode(Render(e.Prompt, true));
+        var chosen = tokenizer.Encode(Render(e.Prompt.Concat(e.Chosen), false));
+        var rejected = tokenizer.Encode(Render(e.Prompt.Concat(e.Rejected), false));
+        return Split(prompt, chosen, rejected);
     }
 
     PreferencePair Split(int[] prompt, int[] promptChosen, int[] promptRejected)

@@ -87,4 +87,36 @@ public sealed record GrpoOptions : TrainingOptions
         Require(EvalNumGenerations >= 1, "eval-num-generations", "must be at least 1");
         Require(EvalNumGenerations == 1 || EvalTemperature > 0, "eval-num-generations", "greedy evaluation (--eval-temperature 0) gives one completion per prompt; sample to get more");
     }
+
+    /// <summary>Every setting of this method: the loop's and its own, declared once.</summary>
+    public static readonly SettingTable<GrpoOptions> Settings = new(
+    [
+        .. LoopSettings.For<GrpoOptions>(),
+        S("reward", "Reward functions, comma-separated: math (final answer vs the answer field), format (regex), model (a reward model)", typeof(string), o => o.Reward, (o, v) => o with { Reward = (string?)v ?? "math" }),
+        S("reward-weights", "Weights of the reward functions, comma-separated (default: 1 each)", typeof(string), o => o.RewardWeights, (o, v) => o with { RewardWeights = (string?)v }),
+        S("reward-model", "Sequence-classification checkpoint for --reward model", typeof(string), o => o.RewardModel, (o, v) => o with { RewardModel = (string?)v }),
+        S("format-pattern", "Regex a completion must match in full for --reward format (default: <think>...</think> then an answer)", typeof(string), o => o.FormatPattern, (o, v) => o with { FormatPattern = (string?)v }),
+        S("answer-field", "Dataset field with the reference answer (--reward math)", typeof(string), o => o.AnswerField, (o, v) => o with { AnswerField = (string?)v ?? "answer" }),
+        S("prompt-field", "Dataset field with the prompt (e.g. question for GSM8K)", typeof(string), o => o.PromptField, (o, v) => o with { PromptField = (string?)v ?? "prompt" }),
+        S("ref-model", "Frozen reference for the KL term (default: the initial model; with LoRA its base)", typeof(string), o => o.RefModel, (o, v) => o with { RefModel = (string?)v }),
+        S("num-generations", "Completions sampled per prompt (G)", typeof(int), o => o.NumGenerations, (o, v) => o with { NumGenerations = (int)v! }),
+        S("max-completion-length", "Most tokens per completion", typeof(int), o => o.MaxCompletionLength, (o, v) => o with { MaxCompletionLength = (int)v! }),
+        S("temperature", "Sampling temperature (log-probabilities use the same)", typeof(double), o => o.Temperature, (o, v) => o with { Temperature = (double)v! }),
+        S("top-p", "Nucleus sampling", typeof(double), o => o.TopP, (o, v) => o with { TopP = (double)v! }),
+        S("top-k", "Top-k sampling (0: off)", typeof(int), o => o.TopK, (o, v) => o with { TopK = (int)v! }),
+        S("num-iterations", "Optimisation steps on each batch of completions (importance ratios against sampling time)", typeof(int), o => o.NumIterations, (o, v) => o with { NumIterations = (int)v! }),
+        S("epsilon", "Lower clipping bound: ratios below 1 - epsilon are clipped", typeof(double), o => o.Epsilon, (o, v) => o with { Epsilon = (double)v! }),
+        S("epsilon-high", "Upper clipping bound 1 + epsilon-high (default: epsilon)", typeof(double?), o => o.EpsilonHigh, (o, v) => o with { EpsilonHigh = (double?)v }),
+        S("beta", "KL coefficient to the reference (default: grpo 0, no reference loaded; rloo 0.05)", typeof(double?), o => o.Beta, (o, v) => o with { Beta = (double?)v }),
+        S("loss-type", "Token-loss normalisation", typeof(GrpoLossType), o => o.LossType, (o, v) => o with { LossType = (GrpoLossType)v! }, ["grpo", "bnpo", "dr_grpo", "dapo"]),
+        S("scale-rewards", "Divide advantages by the std of the group, of the batch, or not at all (grpo)", typeof(ScaleRewards), o => o.ScaleRewards, (o, v) => o with { ScaleRewards = (ScaleRewards)v! }, ["group", "batch", "none"]),
+        S("mask-truncated-completions", "Leave completions cut at --max-completion-length out of the loss", typeof(bool), o => o.MaskTruncatedCompletions, (o, v) => o with { MaskTruncatedCompletions = (bool)v! }),
+        S("log-completions-steps", "Append sampled prompts, completions and rewards to OUTPUT/completions.jsonl every N steps (0: never)", typeof(int), o => o.LogCompletionsSteps, (o, v) => o with { LogCompletionsSteps = (int)v! }),
+        S("eval-temperature", "Sampling temperature for the --eval-data prompts (0: greedy)", typeof(double), o => o.EvalTemperature, (o, v) => o with { EvalTemperature = (double)v! }),
+        S("eval-num-generations", "Completions per --eval-data prompt", typeof(int), o => o.EvalNumGenerations, (o, v) => o with { EvalNumGenerations = (int)v! }),
+        S("skip-invalid", "Drop invalid records (and say how many) instead of failing", typeof(bool), o => o.SkipInvalid, (o, v) => o with { SkipInvalid = (bool)v! }),
+    ]);
+
+    static Setting<GrpoOptions> S(string name, string description, Type type, Func<GrpoOptions, object?> get, Func<GrpoOptions, object?, GrpoOptions> set, string[]? choices = null) =>
+        LoopSettings.S(name, description, type, get, set, choices);
 }

@@ -13,14 +13,13 @@ namespace PostTrain.Trainers;
 /// conversational prompt-completion form, the tokens past the prompt rendered with the
 /// generation prompt are trained.
 /// </summary>
-public sealed class SftConversations(HfTokenizer tokenizer, ChatTemplate template, bool allTokens)
+public sealed class SftConversations(HfTokenizer tokenizer, ChatTemplate template, bool allTokens,
+    IReadOnlyDictionary<string, object?>? templateVariables = null)
 {
     public TokenizedSequence Tokenize(ConversationExample example)
     {
-        string Render(JsonArray messages, bool generationPrompt) => template.Render(new ChatTemplateInput
-        {
-            Messages = messages, Tools = example.Tools, AddGenerationPrompt = generationPrompt,
-        }).Text;
+        string Render(JsonArray messages, bool generationPrompt) =>
+            ChatPrompt.Render(template, messages, example.Tools, templateVariables, generationPrompt, example.Source);
 
         try
         {
@@ -44,16 +43,16 @@ public sealed class SftConversations(HfTokenizer tokenizer, ChatTemplate templat
             }
             return new TokenizedSequence(encoding.Ids, trained);
         }
-        catch (PostTrain.Tokenization.Jinja.TemplateError e) // the interpreter wraps every rendering error in one
+        catch (PostTrain.Tokenization.Jinja.TemplateError e) // from the assistant-span search
         {
-            throw new InputError($"{example.Source}: chat template: {e.Message}");
+            throw ChatPrompt.Error(e, example.Source);
         }
     }
 
     /// <summary>Character spans of the assistant turns to train on (weight 0 turns left out).</summary>
     IReadOnlyList<CharSpan> TrainedSpans(ConversationExample example)
     {
-        var spans = template.AssistantSpans(example.Messages, example.Tools);
+        var spans = template.AssistantSpans(example.Messages, example.Tools, variables: templateVariables);
         var assistants = example.Messages.Where(m => m!["role"]!.GetValue<string>() == "assistant").ToList();
         if (!assistants.Any(m => m!["weight"] is JsonValue w && w.GetValue<int>() == 0)) return spans;
         if (spans.Count != assistants.Count)

@@ -14,9 +14,10 @@ namespace PostTrain.Trainers;
 /// </list>
 /// Conversations go through the chat template (<see cref="SftConversations"/>).
 /// </summary>
-public sealed class SftTokenization(HfTokenizer tokenizer, ChatTemplate? template, bool allTokens)
+public sealed class SftTokenization(HfTokenizer tokenizer, ChatTemplate? template, bool allTokens,
+    IReadOnlyDictionary<string, object?>? templateVariables = null)
 {
-    readonly SftConversations? conversations = template is null ? null : new SftConversations(tokenizer, template, allTokens);
+    readonly SftConversations? conversations = template is null ? null : new SftConversations(tokenizer, template, allTokens, templateVariables);
 
     public HfTokenizer Tokenizer => tokenizer;
 
@@ -24,8 +25,7 @@ public sealed class SftTokenization(HfTokenizer tokenizer, ChatTemplate? templat
     {
         TextExample t => Text(t.Text),
         PromptCompletionExample pc => PromptCompletion(pc.Prompt, pc.Completion),
-        ConversationExample c => (conversations ?? throw new InputError(
-            $"{c.Source}: conversations need the model's chat template (chat_template in tokenizer_config.json, or chat_template.jinja)")).Tokenize(c),
+        ConversationExample c => (conversations ?? throw ChatPrompt.Missing(c.Source)).Tokenize(c),
         _ => throw new ArgumentException($"unknown example type {example.GetType().Name}"),
     };
 

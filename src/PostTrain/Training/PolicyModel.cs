@@ -14,7 +14,7 @@ public static class PolicyModel
     public static CausalLM Load(TrainingOptions options)
     {
         var dir = options.Model ?? throw new InputError("--model: required");
-        var model = HfCheckpoint.Load(dir, options.BaseDtype == BaseDtype.Bf16 ? ScalarType.BFloat16 : ScalarType.Float32);
+        var model = HfCheckpoint.Load(dir, options.BaseDtype == BaseDtype.BFloat16 ? ScalarType.BFloat16 : ScalarType.Float32);
         try
         {
             if (options.Adapter is not null)

@@ -3,7 +3,7 @@ using PostTrain.Models;
 namespace PostTrain.Training;
 
 /// <summary>The dtype of a frozen base model.</summary>
-public enum BaseDtype { F32, Bf16 }
+public enum BaseDtype { Float32, BFloat16 }
 
 /// <summary>Learning-rate schedules after warmup.</summary>
 public enum LrScheduler { Constant, Linear, Cosine }
@@ -73,7 +73,12 @@ public record TrainingOptions
     /// <summary>Continue training this PEFT adapter directory (implies LoRA, with the adapter's own settings).</summary>
     public string? Adapter { get; init; }
     /// <summary>The frozen base's dtype with LoRA: float32, or bfloat16 to halve its memory.</summary>
-    public BaseDtype BaseDtype { get; init; } = BaseDtype.F32;
+    public BaseDtype BaseDtype { get; init; } = BaseDtype.Float32;
+    /// <summary>Extra chat-template variables (a JSON object or KEY=JSON,...), as TRL's chat_template_kwargs.</summary>
+    public string? ChatTemplateKwargs { get; init; }
+
+    /// <summary>The --chat-template-kwargs variables (empty when not given).</summary>
+    public IReadOnlyDictionary<string, object?> TemplateVariables() => Tokenization.ChatTemplateKwargs.Parse(ChatTemplateKwargs, "--chat-template-kwargs");
 
     /// <summary>Whether this run trains adapters (given --lora or --adapter).</summary>
     public bool UsesLora => Lora || Adapter is not null;
@@ -120,7 +125,8 @@ public record TrainingOptions
         Require(SaveSteps >= 0, "save-steps", "must not be negative");
         Require(SaveTotalLimit >= 0, "save-total-limit", "must not be negative");
         Require(MaxLength > 1, "max-length", "must be at least 2");
-        Require(BaseDtype == BaseDtype.F32 || UsesLora, "base-dtype", "bf16 holds a frozen base: it needs --lora (full fine-tuning trains float32 weights)");
+        Require(BaseDtype == BaseDtype.Float32 || UsesLora, "base-dtype", "bfloat16 holds a frozen base: it needs --lora (full fine-tuning trains float32 weights)");
+        TemplateVariables();
         if (Lora) LoraConfig().Validate();
     }
 }

@@ -115,7 +115,7 @@ public class GenerateCommandTests(TokenizerFixture tokenizers) : IClassFixture<T
     [InlineData("{\"prompt_ids\": [1]}", new[] { "--n", "0" }, "--n: must be positive")]
     [InlineData("{\"prompt_ids\": [1]}", new[] { "--max-new-tokens", "0" }, "--max-new-tokens: must be positive")]
     [InlineData("{\"prompt_ids\": [1]}", new[] { "--stop", "x" }, "--stop need the model's tokenizer")]
-    [InlineData("{\"prompt_ids\": [1]}", new[] { "--dtype", "f16" }, "f16")]
+    [InlineData("{\"prompt_ids\": [1]}", new[] { "--dtype", "int8" }, "int8")]
     public void BadInputIsOneLineExitTwoAndNoOutput(string line, string[] extra, string message)
     {
         var model = InitTiny();

@@ -153,9 +153,9 @@ public class InitAndLogprobsTests
         (code, _, stderr) = CliRunner.Run("init", "--arch", "qwen2", "--preset", "llama-3.2-1b", "--output", dir);
         Assert.Equal(2, code);
         Assert.Contains("--preset", stderr);
-        (code, _, stderr) = CliRunner.Run("init", "--arch", "qwen2", "--dtype", "fp16", "--output", dir);
+        (code, _, stderr) = CliRunner.Run("init", "--arch", "qwen2", "--dtype", "fp8", "--output", dir);
         Assert.Equal(2, code);
-        Assert.Equal("error: --dtype: 'fp16' is not one of f32, bf16", stderr.Trim());
+        Assert.Equal("error: --dtype: 'fp8' is not one of float32, bfloat16, float16 (or f32, fp32, bf16, f16, fp16)", stderr.Trim());
         Assert.False(Directory.Exists(dir));
     }
 }

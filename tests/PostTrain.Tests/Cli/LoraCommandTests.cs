@@ -126,7 +126,7 @@ public class LoraCommandTests
 
         foreach (var (args, message) in new (string[], string)[]
                  {
-                     (["--base-dtype", "bf16"], "--base-dtype: bf16 holds a frozen base: it needs --lora"),
+                     (["--base-dtype", "bf16"], "--base-dtype: bfloat16 holds a frozen base: it needs --lora"),
                      (["--lora", "--lora-targets", "q_proj,lm_head"], "--lora-targets: 'lm_head' is not a linear layer"),
                      (["--lora", "--lora-r", "0"], "--lora-r: must be positive"),
                      (["--lora", "--lora-dropout", "1.5"], "--lora-dropout: must be in [0, 1)"),

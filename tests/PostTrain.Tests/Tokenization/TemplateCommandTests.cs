@@ -157,6 +157,6 @@ public class TemplateCommandTests : IDisposable
     {
         var (code, _, err) = Run("template", "--model", Model(), "--input", "x.jsonl", "--set", "enable_thinking");
         Assert.Equal(2, code);
-        Assert.Contains("--set enable_thinking", err);
+        Assert.Contains("--set: 'enable_thinking': expected KEY=JSON", err);
     }
 }
