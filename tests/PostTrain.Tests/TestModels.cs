@@ -34,11 +34,29 @@ public static class TestModels
         return tensor(rows.SelectMany(r => r.Select(x => (long)x)).ToArray(), [rows.Length, width]);
     }
 
+    static readonly System.Collections.Concurrent.ConcurrentQueue<string> tempDirs = new();
+
+    /// <summary>A new empty directory, removed after the test that made it (<see cref="RemoveTempDirectoriesAttribute"/>).</summary>
     public static string TempDir()
     {
         var dir = Path.Combine(Path.GetTempPath(), "posttrain-tests", Guid.NewGuid().ToString("N"));
         Directory.CreateDirectory(dir);
+        tempDirs.Enqueue(dir);
         return dir;
+    }
+
+    /// <summary>Deletes every directory <see cref="TempDir"/> made so far.</summary>
+    public static void RemoveTempDirs()
+    {
+        while (tempDirs.TryDequeue(out var dir))
+        {
+            try
+            {
+                if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true);
+            }
+            catch (IOException) { } // a file still open (a crashed test's writer): left to the OS's temp cleaning
+            catch (UnauthorizedAccessException) { }
+        }
     }
 
     public static float MaxAbsDiff(Tensor a, Tensor b) => (a - b).abs().max().item<float>();
