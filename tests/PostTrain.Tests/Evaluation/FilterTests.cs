@@ -29,7 +29,7 @@ public class FilterTests
 
     [Theory]
     [MemberData(nameof(FilterCaseNames))]
-    public void Filter_golden(string name)
+    public void FilterGolden(string name)
     {
         var c = Cases("filter_cases").Single(x => x!["name"]!.GetValue<string>() == name)!.AsObject();
         var pipeline = Build(c["entry"]!.AsObject());
@@ -52,7 +52,7 @@ public class FilterTests
     }
 
     [Fact]
-    public void Every_regex_pattern_in_lm_eval_tasks()
+    public void EveryRegexPatternInLmEvalTasks()
     {
         // Each regex_pattern of lm-eval's task YAMLs as a lone regex filter over one document's 20 responses.
         var responses = Golden["task_responses"]!.AsArray().Select(x => x!.GetValue<string>()).ToList();
@@ -77,7 +77,7 @@ public class FilterTests
     }
 
     [Fact]
-    public void Golden_counts()
+    public void GoldenCounts()
     {
         Assert.Equal(95, Cases("filter_cases").Count);
         Assert.Equal(19, Cases("rejected_configs").Count);
@@ -85,7 +85,7 @@ public class FilterTests
     }
 
     [Fact]
-    public void Configs_lm_eval_rejects_are_rejected_with_one_line()
+    public void ConfigsLmEvalRejectsAreRejectedWithOneLine()
     {
         foreach (var c in Cases("rejected_configs"))
         {
@@ -126,7 +126,7 @@ public class FilterTests
     [InlineData("""{"name": 3, "filter": []}""", "name", "must be a string")]
     [InlineData("""{"name": "x"}""", "filter", "is missing")]
     [InlineData("""{"name": "x", "filter": [], "extra": 1}""", "extra", "unknown key (a filter_list entry has name and filter)")]
-    public void Bad_config_names_the_field(string json, string field, string message)
+    public void BadConfigNamesTheField(string json, string field, string message)
     {
         var errors = new List<(string, string)>();
         var e = Assert.Throws<InputError>(() => Build(JsonNode.Parse(json)!.AsObject(), errors));
@@ -138,7 +138,7 @@ public class FilterTests
         Build(JsonNode.Parse(json)!.AsObject()).Apply(resps, resps.Select(_ => new JsonObject()).ToList());
 
     [Fact]
-    public void Errors_while_applying_name_the_field()
+    public void ErrorsWhileApplyingNameTheField()
     {
         var errors = new List<(string, string)>();
         var p = Build(JsonNode.Parse("""{"name": "x", "filter": [{"function": "regex", "regex_pattern": "\\d", "group_select": -3}]}""")!.AsObject(), errors);
@@ -159,7 +159,7 @@ public class FilterTests
     }
 
     [Fact]
-    public void None_is_take_first()
+    public void NoneIsTakeFirst()
     {
         Assert.Equal("none", FilterPipeline.None.Name);
         var r = FilterPipeline.None.Apply([["a", "b"], ["c"]], [new JsonObject(), new JsonObject()]);
@@ -168,7 +168,7 @@ public class FilterTests
     }
 
     [Fact]
-    public void Output_shapes()
+    public void OutputShapes()
     {
         // A string once take_first reduced the list; a list of strings before; other JSON where map put it.
         var r = Run("""{"name": "x", "filter": [{"function": "regex", "regex_pattern": "(\\d)"}]}""", ["1", "x"]);
@@ -181,7 +181,7 @@ public class FilterTests
     }
 
     [Fact]
-    public void Python_whitespace_is_the_goldens()
+    public void PythonWhitespaceIsTheGoldens()
     {
         var expected = Golden["python_isspace"]!.AsArray().Select(x => x!.GetValue<int>()).ToHashSet();
         for (int cp = 0; cp <= 0x10FFFF; cp++) Assert.True(expected.Contains(cp) == PyString.IsSpace(cp), $"U+{cp:X4}");
@@ -190,7 +190,7 @@ public class FilterTests
     }
 
     [Fact]
-    public void Python_casing_matches_str_lower_and_upper()
+    public void PythonCasingMatchesStrLowerAndUpper()
     {
         // casing.json: every code point that Python 3.11 (Unicode 14.0) lower()s or upper()s to something else.
         var table = JsonNode.Parse(File.ReadAllText(Path.Combine(Dir, "casing.json")))!.AsArray();
@@ -226,7 +226,7 @@ public class FilterTests
     static string Hex(string s) => string.Join(" ", s.EnumerateRunes().Select(r => $"{r.Value:X4}"));
 
     [Fact]
-    public void Final_sigma()
+    public void FinalSigma()
     {
         Assert.Equal("οδος οδος.", PyString.Lower("ΟΔΟΣ ΟΔΟΣ."));
         Assert.Equal("σ", PyString.Lower("Σ"));

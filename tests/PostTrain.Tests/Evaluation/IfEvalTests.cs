@@ -18,7 +18,7 @@ public class IfEvalTests
     static string[] Strings(JsonNode? n) => n!.AsArray().Select(b => b!.GetValue<string>()).ToArray();
 
     [Fact]
-    public void Every_golden_case_gets_lm_evals_strict_and_loose_verdicts()
+    public void EveryGoldenCaseGetsLmEvalsStrictAndLooseVerdicts()
     {
         var wrong = new List<string>();
         int n = 0;
@@ -40,7 +40,7 @@ public class IfEvalTests
     }
 
     [Fact]
-    public void Goldens_cover_every_instruction_id_with_both_verdicts()
+    public void GoldensCoverEveryInstructionIdWithBothVerdicts()
     {
         var seen = new Dictionary<string, HashSet<bool>>();
         foreach (var c in Lines("golden.jsonl"))
@@ -59,7 +59,7 @@ public class IfEvalTests
     }
 
     [Fact]
-    public void Sentences_and_word_tokens_match_nltk()
+    public void SentencesAndWordTokensMatchNltk()
     {
         foreach (var c in Lines("tokenizers.jsonl"))
         {
@@ -96,11 +96,11 @@ public class IfEvalTests
     [InlineData("language:response_language", """{"language": "xx"}""", "kwargs[0].language: \"xx\" is not one of lm-eval's languages")]
     [InlineData("length_constraints:nth_paragraph_first_word", """{"num_paragraphs": 2, "nth_paragraph": 3, "first_word": "a"}""", "kwargs[0].nth_paragraph: must be at most num_paragraphs (2)")]
     [InlineData("combination:repeat_prompt", """{"prompt_to_repeat": ""}""", "kwargs[0].prompt_to_repeat: missing")]
-    public void Kwargs_lm_eval_could_not_use_are_one_line_input_errors(string id, string kwargs, string expected) =>
+    public void KwargsLmEvalCouldNotUseAreOneLineInputErrors(string id, string kwargs, string expected) =>
         Assert.Contains(expected, ErrorOf(Doc(id, kwargs)));
 
     [Fact]
-    public void Missing_and_malformed_fields_are_input_errors()
+    public void MissingAndMalformedFieldsAreInputErrors()
     {
         Assert.Contains("instruction_id_list: missing", ErrorOf(JsonNode.Parse("""{"prompt": "p", "kwargs": []}""")!.AsObject()));
         Assert.Contains("kwargs: missing", ErrorOf(JsonNode.Parse("""{"prompt": "p", "instruction_id_list": []}""")!.AsObject()));
@@ -113,7 +113,7 @@ public class IfEvalTests
     }
 
     [Fact]
-    public void Null_and_falsy_kwargs_are_dropped_as_lm_eval_does()
+    public void NullAndFalsyKwargsAreDroppedAsLmEvalDoes()
     {
         var doc = Doc("punctuation:no_comma", """{"num_words": null, "relation": "", "keywords": [], "frequency": 0, "x": false}""");
         var r = IfEvalScorer.Score(doc, "No commas", "d");
@@ -122,7 +122,7 @@ public class IfEvalTests
     }
 
     [Fact]
-    public void A_document_built_in_code_scores_like_a_parsed_one()
+    public void ADocumentBuiltInCodeScoresLikeAParsedOne()
     {
         var doc = new JsonObject
         {
@@ -139,7 +139,7 @@ public class IfEvalTests
     }
 
     [Fact]
-    public void An_empty_instruction_list_follows_everything()
+    public void AnEmptyInstructionListFollowsEverything()
     {
         var r = IfEvalScorer.Score(JsonNode.Parse("""{"prompt": "p", "instruction_id_list": [], "kwargs": []}""")!.AsObject(), "x", "d");
         Assert.True(r.PromptLevelStrict && r.PromptLevelLoose);
@@ -152,7 +152,7 @@ public class IfEvalTests
     [InlineData("Σ", "σ")]
     [InlineData("ΣΑ", "σα")]
     [InlineData("ABC-Σ.", "abc-σ.")]
-    public void Lower_follows_python(string s, string expected) => Assert.Equal(expected, PostTrain.Evaluation.PyString.Lower(s));
+    public void LowerFollowsPython(string s, string expected) => Assert.Equal(expected, PostTrain.Evaluation.PyString.Lower(s));
 
     [Theory]
     [InlineData("HELLO 123", true, false)]
@@ -162,7 +162,7 @@ public class IfEvalTests
     [InlineData("ⓐbc", false, true)]
     [InlineData("ǅ", false, false)]
     [InlineData("hello ª", false, true)]
-    public void IsUpper_and_IsLower_follow_python(string s, bool upper, bool lower)
+    public void IsUpperAndIsLowerFollowPython(string s, bool upper, bool lower)
     {
         Assert.Equal(upper, PyText.IsUpper(s));
         Assert.Equal(lower, PyText.IsLower(s));
@@ -172,7 +172,7 @@ public class IfEvalTests
     [InlineData("\x1c x \x1f", "x")]
     [InlineData("\u00a0\u2003x\u3000", "x")]
     [InlineData("\u200bx", "\u200bx")]
-    public void Strip_uses_pythons_whitespace(string s, string expected) => Assert.Equal(expected, PostTrain.Evaluation.PyString.Strip(s));
+    public void StripUsesPythonsWhitespace(string s, string expected) => Assert.Equal(expected, PostTrain.Evaluation.PyString.Strip(s));
 
     [Theory]
     [InlineData("{}", true)]
@@ -193,10 +193,10 @@ public class IfEvalTests
     [InlineData("nan", false)]
     [InlineData("[1] x", false)]
     [InlineData("\"a\u0001\"", false)]
-    public void Json_validity_follows_pythons_json_loads(string s, bool valid) => Assert.Equal(valid, PyJson.IsValid(s));
+    public void JsonValidityFollowsPythonsJsonLoads(string s, bool valid) => Assert.Equal(valid, PyJson.IsValid(s));
 
     [Fact]
-    public void Very_deep_json_is_rejected_without_overflowing_the_stack()
+    public void VeryDeepJsonIsRejectedWithoutOverflowingTheStack()
     {
         Assert.False(PyJson.IsValid(new string('[', 100_000) + new string(']', 100_000)));
         Assert.True(PyJson.IsValid(new string('[', 500) + new string(']', 500)));
@@ -212,6 +212,6 @@ public class IfEvalTests
     [InlineData("這是一個完全用中文寫的答案。", "zh-tw")]
     [InlineData("Γεια σου, τι κάνεις σήμερα;", "el")]
     [InlineData("12345 !!! https://example.com/a a@b.com", null)]
-    public void Language_detector_on_clear_text(string text, string? expected) =>
+    public void LanguageDetectorOnClearText(string text, string? expected) =>
         Assert.Equal(expected, LanguageDetector.Detect(text));
 }

@@ -7,7 +7,7 @@ namespace PostTrain.Tests.Evaluation;
 public class MetricTests
 {
     [Fact]
-    public void Exact_match_golden()
+    public void ExactMatchGolden()
     {
         var cases = FilterTests.Golden["exact_match_cases"]!.AsArray();
         Assert.Equal(996, cases.Count);
@@ -24,7 +24,7 @@ public class MetricTests
     }
 
     [Fact]
-    public void Exact_match_options_in_lm_eval_order()
+    public void ExactMatchOptionsInLmEvalOrder()
     {
         Assert.Equal(1.0, Metrics.ExactMatch("The Answer.", "the answer", ignoreCase: true, ignorePunctuation: true));
         Assert.Equal(0.0, Metrics.ExactMatch("The Answer.", "the answer", ignoreCase: true));
@@ -46,7 +46,7 @@ public class MetricTests
 
     [Theory]
     [MemberData(nameof(MeanCaseNames))]
-    public void Mean_and_stderr_golden(string name)
+    public void MeanAndStderrGolden(string name)
     {
         var c = FilterTests.Golden["mean_cases"]!.AsArray().Single(x => x!["name"]!.GetValue<string>() == name)!;
         var values = c["values"]!.AsArray().Select(x => x!.GetValue<double>()).ToList();

@@ -10,7 +10,7 @@ public class PythonRegexTests
         new PythonRegex(pattern).FindAll(input).Select(m => string.Join("|", m)).ToArray();
 
     [Fact]
-    public void Named_groups_are_numbered_left_to_right()
+    public void NamedGroupsAreNumberedLeftToRight()
     {
         var rx = new PythonRegex(@"(?P<a>x)(y)(?P<b>z)");
         Assert.Equal(3, rx.GroupCount);
@@ -28,7 +28,7 @@ public class PythonRegexTests
     }
 
     [Fact]
-    public void Findall_retries_after_an_empty_match()
+    public void FindallRetriesAfterAnEmptyMatch()
     {
         Assert.Equal(["", "foo", "bar"], FindAll(@"^|\w+", "foo bar"));
         Assert.Equal(["", "", ""], FindAll("x*", "\U0001F600\U0001F600")); // no position between a pair's halves
@@ -36,7 +36,7 @@ public class PythonRegexTests
     }
 
     [Fact]
-    public void Python_syntax_errors()
+    public void PythonSyntaxErrors()
     {
         Assert.Equal("bad escape \\e at position 0", Assert.Throws<PythonRegexException>(() => new PythonRegex(@"\e")).Message);
         Assert.Equal("unknown extension ?<n at position 1",
@@ -45,14 +45,14 @@ public class PythonRegexTests
     }
 
     [Fact]
-    public void Catastrophic_pattern_times_out()
+    public void CatastrophicPatternTimesOut()
     {
         var rx = new PythonRegex(@"(a+)+$", TimeSpan.FromMilliseconds(20));
         Assert.Throws<RegexMatchTimeoutException>(() => rx.FindAll(new string('a', 40) + "b"));
     }
 
     [Fact]
-    public void Escape_is_re_escape()
+    public void EscapeIsReEscape()
     {
         Assert.Equal(@"a\.b\ \#\-c_d", PythonRegex.Escape("a.b #-c_d"));
         Assert.Equal(["a.b #-c"], FindAll(PythonRegex.Escape("a.b #-c"), "xa.b #-c"));

@@ -17,21 +17,21 @@ public class AssistantSpansTemplateTests
     }
 
     [Fact]
-    public void Qwen3_EarlierTurnsWithoutReasoning_LastTurnWithThink()
+    public void Qwen3EarlierTurnsWithoutReasoningLastTurnWithThink()
     {
         var spans = SpanTexts("qwen3", "reasoning_content");
         Assert.Equal(["Yes, 17 is prime.<|im_end|>", "<think>\n21/3 = 7.\n</think>\n\nNo: 21 = 3 × 7.<|im_end|>"], spans);
     }
 
     [Fact]
-    public void Qwen3_InlineThinkStrippedFromEarlierTurns()
+    public void Qwen3InlineThinkStrippedFromEarlierTurns()
     {
         var spans = SpanTexts("qwen3", "inline_think");
         Assert.Equal(["Seven.<|im_end|>", "<think>\nAvoid seven.\n</think>\n\nThree.<|im_end|>"], spans);
     }
 
     [Fact]
-    public void Qwen3_EnableThinkingFalse()
+    public void Qwen3EnableThinkingFalse()
     {
         var vars = new Dictionary<string, object?> { ["enable_thinking"] = false };
         var spans = SpanTexts("qwen3", "system_multi_turn", vars);
@@ -39,7 +39,7 @@ public class AssistantSpansTemplateTests
     }
 
     [Fact]
-    public void Qwen3_ToolCalls()
+    public void Qwen3ToolCalls()
     {
         var spans = SpanTexts("qwen3", "tools_dict_args");
         Assert.Equal(2, spans.Count);
@@ -48,21 +48,21 @@ public class AssistantSpansTemplateTests
     }
 
     [Fact]
-    public void Llama3_EndsWithEotId()
+    public void Llama3EndsWithEotId()
     {
         var spans = SpanTexts("llama3", "system_multi_turn");
         Assert.Equal(["4<|eot_id|>", "6<|eot_id|>", "You're welcome.<|eot_id|>"], spans);
     }
 
     [Fact]
-    public void Mistral_IncludesEos()
+    public void MistralIncludesEos()
     {
         var spans = SpanTexts("mistral-instruct", "single_turn");
         Assert.Equal(["\n         Hi there. How can I help?</s>"], spans); // this template leaves indentation before the turn
     }
 
     [Fact]
-    public void GptOss_FinalTurnEndsWithReturn_EarlierWithEnd()
+    public void GptOssFinalTurnEndsWithReturnEarlierWithEnd()
     {
         var spans = SpanTexts("gpt-oss", "tools_string_args_multi");
         Assert.Equal([
@@ -72,7 +72,7 @@ public class AssistantSpansTemplateTests
     }
 
     [Fact]
-    public void TemplateNotLoopingOverMessages_UsesSentinelFallback()
+    public void TemplateNotLoopingOverMessagesUsesSentinelFallback()
     {
         var t = ChatTemplate.Parse(
             "{% for i in range(messages | length) %}{% set m = messages[i] %}<|{{ m.role }}|>{{ m.content | trim }}<|end|>\n{% endfor %}" +

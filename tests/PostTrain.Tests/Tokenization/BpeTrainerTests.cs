@@ -45,7 +45,7 @@ public sealed class BpeTrainerTests : IDisposable
     static List<string> MergeStrings(List<(string A, string B)> merges) => merges.Select(m => m.A + " " + m.B).ToList();
 
     [Fact]
-    public void Writes_the_committed_fixture_files()
+    public void WritesTheCommittedFixtureFiles()
     {
         var dir = TrainFixture();
         foreach (var file in new[] { "tokenizer.json", "tokenizer_config.json" })
@@ -65,7 +65,7 @@ public sealed class BpeTrainerTests : IDisposable
     }
 
     [Fact]
-    public void Merges_equal_hf_trainers_to_the_last_merge()
+    public void MergesEqualHfTrainersToTheLastMerge()
     {
         // HF's trainer with its defaults (min_frequency 0, vocab_size 30000) merges until no pair is left.
         var hf = Goldens("goldens.json")["hf_trainer_merges"]!.AsArray().Select(m => (string)m!).ToList();
@@ -75,7 +75,7 @@ public sealed class BpeTrainerTests : IDisposable
     }
 
     [Fact]
-    public void Default_options_learn_a_prefix_of_hf_trainers_merges_and_stop_below_min_frequency()
+    public void DefaultOptionsLearnAPrefixOfHfTrainersMergesAndStopBelowMinFrequency()
     {
         var hf = Goldens("goldens.json")["hf_trainer_merges"]!.AsArray().Select(m => (string)m!).ToList();
         var (tokens, merges) = BpeTrainer.Learn(CorpusLines(), new BpeTrainerOptions());
@@ -88,7 +88,7 @@ public sealed class BpeTrainerTests : IDisposable
     }
 
     [Fact]
-    public void Encodes_and_decodes_as_hf_tokenizers()
+    public void EncodesAndDecodesAsHfTokenizers()
     {
         var tok = HfTokenizer.FromDirectory(TrainFixture());
         var goldens = Goldens("goldens.json");
@@ -109,7 +109,7 @@ public sealed class BpeTrainerTests : IDisposable
     }
 
     [Fact]
-    public void Config_names_the_chatml_special_tokens_after_the_vocabulary()
+    public void ConfigNamesTheChatmlSpecialTokensAfterTheVocabulary()
     {
         var dir = TrainFixture();
         var tok = HfTokenizer.FromDirectory(dir);
@@ -124,7 +124,7 @@ public sealed class BpeTrainerTests : IDisposable
     }
 
     [Fact]
-    public void Chat_template_renders_as_jinja2()
+    public void ChatTemplateRendersAsJinja2()
     {
         var template = ChatTemplate.FromModelDirectory(TrainFixture());
         foreach (var c in Goldens("template_goldens.json")["cases"]!.AsArray())
@@ -144,7 +144,7 @@ public sealed class BpeTrainerTests : IDisposable
     }
 
     [Fact]
-    public void Same_corpus_gives_byte_identical_files()
+    public void SameCorpusGivesByteIdenticalFiles()
     {
         var a = TrainFixture("a");
         var b = TrainFixture("b");
@@ -154,7 +154,7 @@ public sealed class BpeTrainerTests : IDisposable
     }
 
     [Fact]
-    public void Merges_the_most_frequent_pair_first_and_stops_at_min_frequency()
+    public void MergesTheMostFrequentPairFirstAndStopsAtMinFrequency()
     {
         // Words hug x10, pug x5, pun x12, bun x4, hugs x5. Pair counts: u g 20, u n 16, p u 17, h u 15, ...
         // 1. u g (20)   -> p u drops to 12 (pug's is gone)
@@ -171,7 +171,7 @@ public sealed class BpeTrainerTests : IDisposable
     }
 
     [Fact]
-    public void Ties_go_to_the_smallest_ids_not_the_smallest_strings()
+    public void TiesGoToTheSmallestIdsNotTheSmallestStrings()
     {
         // zzb x2, aab x2, zz x2: z z (4) first, then a a / a b / zz b all at 2: a a (ids 64, 64) is smallest.
         // Then aa b and zz b tie at 2: zz (id 256, made first) < aa (id 257), though "aa" < "zz" as strings.
@@ -182,7 +182,7 @@ public sealed class BpeTrainerTests : IDisposable
     }
 
     [Fact]
-    public void Pre_tokenizes_with_the_qwen2_regex_and_byte_level()
+    public void PreTokenizesWithTheQwen2RegexAndByteLevel()
     {
         // " the" is one pre-token (space joins the letters), digits are single, and é is two bytes.
         var (tokens, merges) = BpeTrainer.Learn(["the the the 12 12 é é"], new BpeTrainerOptions(Merges: 10));
@@ -194,7 +194,7 @@ public sealed class BpeTrainerTests : IDisposable
     }
 
     [Fact]
-    public void No_merges_writes_the_byte_vocabulary()
+    public void NoMergesWritesTheByteVocabulary()
     {
         var dir = Path.Combine(_root, "empty");
         BpeTrainer.Train([], dir, new BpeTrainerOptions(Merges: 0));
@@ -206,7 +206,7 @@ public sealed class BpeTrainerTests : IDisposable
     }
 
     [Fact]
-    public void Rejects_negative_options()
+    public void RejectsNegativeOptions()
     {
         Assert.Throws<ArgumentOutOfRangeException>(() => BpeTrainer.Learn([], new BpeTrainerOptions(Merges: -1)));
         Assert.Throws<ArgumentOutOfRangeException>(() => BpeTrainer.Learn([], new BpeTrainerOptions(MinFrequency: -1)));
