@@ -22,7 +22,7 @@ public class GrpoTests(ITestOutputHelper output)
     public void GroupAdvantagesAsTrlScalesThem()
     {
         double[] rewards = [1, 0, 0, 1, 2, 2, 2, 2, 0, 0, 0, 3];
-        var (group, std) = GrpoMath.GroupAdvantages(rewards, 4, ScaleRewards.Group);
+        var (group, std) = GrpoLoss.GroupAdvantages(rewards, 4, ScaleRewards.Group);
         double s1 = UnbiasedStd(1, 0, 0, 1), s3 = UnbiasedStd(0, 0, 0, 3);
         Assert.Equal([s1, 0, s3], std.Select(x => Math.Round(x, 12)).ToArray().Select((x, i) => i == 1 ? x : std[i]));
         Assert.Equal(0.5 / (s1 + 1e-4), group[0], 12);
@@ -31,11 +31,11 @@ public class GrpoTests(ITestOutputHelper output)
         Assert.Equal(2.25 / (s3 + 1e-4), group[11], 12);
         Assert.Equal(-0.75 / (s3 + 1e-4), group[8], 12);
 
-        var (batch, _) = GrpoMath.GroupAdvantages(rewards, 4, ScaleRewards.Batch);
+        var (batch, _) = GrpoLoss.GroupAdvantages(rewards, 4, ScaleRewards.Batch);
         double sb = UnbiasedStd(rewards);
         Assert.Equal(0.5 / (sb + 1e-4), batch[0], 12);     // group mean, batch std
         Assert.Equal(2.25 / (sb + 1e-4), batch[11], 12);
-        var (none, _) = GrpoMath.GroupAdvantages(rewards, 4, ScaleRewards.None);
+        var (none, _) = GrpoLoss.GroupAdvantages(rewards, 4, ScaleRewards.None);
         Assert.Equal([0.5, -0.5, -0.5, 0.5, 0, 0, 0, 0, -0.75, -0.75, -0.75, 2.25], none);
     }
 
@@ -43,14 +43,14 @@ public class GrpoTests(ITestOutputHelper output)
     public void RlooBaselineExcludesTheSampleItself()
     {
         double[] rewards = [1, 2, 3, 10, 10, 4];
-        var a = GrpoMath.LeaveOneOutAdvantages(rewards, 3);
+        var a = GrpoLoss.LeaveOneOutAdvantages(rewards, 3);
         Assert.Equal(1 - (2 + 3) / 2.0, a[0], 12);
         Assert.Equal(2 - (1 + 3) / 2.0, a[1], 12);
         Assert.Equal(3 - (1 + 2) / 2.0, a[2], 12);
         Assert.Equal(10 - (10 + 4) / 2.0, a[3], 12);
         Assert.Equal(4 - (10 + 10) / 2.0, a[5], 12);
         // A sample's own reward never lowers its advantage the way a mean including it would.
-        var withSelf = GrpoMath.GroupAdvantages(rewards, 3, ScaleRewards.None).Advantages;
+        var withSelf = GrpoLoss.GroupAdvantages(rewards, 3, ScaleRewards.None).Advantages;
         Assert.Equal(a[0] * 2 / 3, withSelf[0], 12); // r - mean(all) = (G-1)/G (r - mean(others))
     }
 
@@ -63,7 +63,7 @@ public class GrpoTests(ITestOutputHelper output)
         using var scope = NewDisposeScope();
         var old = tensor(new float[] { -1, -2, -0.5f, -3, -1, -2, -1.5f, -0.1f });
         var logps = old + tensor(ratios.Select(r => (float)Math.Log(r)).ToArray());
-        var terms = GrpoMath.TokenLoss(logps, old, null, tensor(adv.Select(x => (float)x).ToArray()), epsLow, epsHigh, 0);
+        var terms = GrpoLoss.TokenLoss(logps, old, null, tensor(adv.Select(x => (float)x).ToArray()), epsLow, epsHigh, 0);
         var loss = terms.Loss.data<float>().ToArray();
         var low = terms.LowClipped.data<float>().ToArray();
         var high = terms.HighClipped.data<float>().ToArray();
@@ -80,7 +80,7 @@ public class GrpoTests(ITestOutputHelper output)
 
         // The k3 KL estimator: exp(ref - logp) - (ref - logp) - 1, added with beta.
         var reference = tensor(new float[] { -1.2f, -2, -0.4f, -3.5f, -1, -2, -1, -0.3f });
-        var withKl = GrpoMath.TokenLoss(logps, old, reference, tensor(adv.Select(x => (float)x).ToArray()), epsLow, epsHigh, 0.04);
+        var withKl = GrpoLoss.TokenLoss(logps, old, reference, tensor(adv.Select(x => (float)x).ToArray()), epsLow, epsHigh, 0.04);
         var kl = withKl.Kl!.data<float>().ToArray();
         var lp = logps.data<float>().ToArray();
         var rf = reference.data<float>().ToArray();
@@ -100,8 +100,8 @@ public class GrpoTests(ITestOutputHelper output)
         float[] l = [1, 3, 2, 4, 6];
         var tokenLoss = tensor(l);
         var seq = tensor(new long[] { 0, 0, 1, 1, 1 });
-        double Sum(GrpoLossType t) => GrpoMath.LossSum(tokenLoss, seq, 3, t).item<float>();
-        double Items(GrpoLossType t) => GrpoMath.Items(t, completions: 3, tokens: 5, maxCompletionLength: 4);
+        double Sum(GrpoLossType t) => GrpoLoss.LossSum(tokenLoss, seq, 3, t).item<float>();
+        double Items(GrpoLossType t) => GrpoLoss.Items(t, completions: 3, tokens: 5, maxCompletionLength: 4);
         Assert.Equal((2.0 + 4.0 + 0) / 3, Sum(GrpoLossType.Grpo) / Items(GrpoLossType.Grpo), 6);   // mean of sequence means
         Assert.Equal(16.0 / 5, Sum(GrpoLossType.Bnpo) / Items(GrpoLossType.Bnpo), 6);            // token mean of the micro-batch
         Assert.Equal(16.0 / (3 * 4), Sum(GrpoLossType.DrGrpo) / Items(GrpoLossType.DrGrpo), 6);  // sum / (completions x max length)
