@@ -20,6 +20,7 @@ public static class DpoCommand
         LoopSettings.S<DpoOptions>("rpo-alpha", "Add this times the NLL of the chosen completions (RPO; the paper uses 1.0)", typeof(double?), o => o.RpoAlpha, (o, v) => o with { RpoAlpha = (double?)v }),
         LoopSettings.S<DpoOptions>("precompute-ref-logps", "Score the train and eval sets with the reference once before training, then free it", typeof(bool), o => o.PrecomputeRefLogps, (o, v) => o with { PrecomputeRefLogps = (bool)v! }),
         LoopSettings.S<DpoOptions>("skip-invalid", "Drop invalid records (and say how many) instead of failing", typeof(bool), o => o.SkipInvalid, (o, v) => o with { SkipInvalid = (bool)v! }),
+        LoopSettings.S<DpoOptions>("disable-dropout", "Set every dropout probability (LoRA's) to 0, as TRL's disable_dropout [default: true; --disable-dropout false keeps dropout]", typeof(bool), o => o.DisableDropout, (o, v) => o with { DisableDropout = (bool)v! }),
     ]);
 
     public static Command Create()

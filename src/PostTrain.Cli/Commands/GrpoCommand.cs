@@ -38,6 +38,7 @@ public static class GrpoCommand
         S("eval-temperature", "Sampling temperature for the --eval-data prompts (0: greedy)", typeof(double), o => o.EvalTemperature, (o, v) => o with { EvalTemperature = (double)v! }),
         S("eval-num-generations", "Completions per --eval-data prompt", typeof(int), o => o.EvalNumGenerations, (o, v) => o with { EvalNumGenerations = (int)v! }),
         S("skip-invalid", "Drop invalid records (and say how many) instead of failing", typeof(bool), o => o.SkipInvalid, (o, v) => o with { SkipInvalid = (bool)v! }),
+        S("disable-dropout", "Set every dropout probability (LoRA's) to 0, as TRL's disable_dropout [default: false, as TRL's GRPOConfig and RLOOConfig]", typeof(bool), o => o.DisableDropout, (o, v) => o with { DisableDropout = (bool)v! }),
     ]);
 
     static Setting<GrpoOptions> S(string name, string description, Type type, Func<GrpoOptions, object?> get, Func<GrpoOptions, object?, GrpoOptions> set, string[]? choices = null) =>

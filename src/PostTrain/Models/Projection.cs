@@ -42,6 +42,16 @@ public sealed class Projection : nn.Module<Tensor, Tensor>
     public bool AdapterEnabled { get; set; } = true;
 
     /// <summary>
+    /// The probability with which the adapter's input is zeroed in training mode (PEFT's
+    /// lora_dropout module); 0 after <see cref="CausalLM.DisableDropout"/>.
+    /// </summary>
+    public double Dropout
+    {
+        get => dropout;
+        set => dropout = value is >= 0 and < 1 ? value : throw new ArgumentOutOfRangeException(nameof(value), value, "dropout must be in [0, 1)");
+    }
+
+    /// <summary>
     /// Adds a LoRA adapter as PEFT initialises one: A ~ U(-1/sqrt(in), 1/sqrt(in)) (kaiming
     /// uniform with a = sqrt(5), nn.Linear's default), B = 0, so the output starts equal to the base's.
     /// </summary>

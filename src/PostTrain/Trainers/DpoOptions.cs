@@ -7,7 +7,8 @@ public enum DpoLossType { Sigmoid, Robust, Ipo, Hinge }
 
 /// <summary>
 /// Options of direct preference optimisation, beyond the loop's (TRL's DPOConfig names and
-/// defaults: beta 0.1, loss_type sigmoid, label_smoothing 0, learning rate 1e-6, max_length 1024).
+/// defaults: beta 0.1, loss_type sigmoid, label_smoothing 0, learning rate 1e-6, max_length 1024,
+/// disable_dropout true).
 /// </summary>
 public sealed record DpoOptions : TrainingOptions
 {
@@ -26,6 +27,14 @@ public sealed record DpoOptions : TrainingOptions
     public bool PrecomputeRefLogps { get; init; }
     /// <summary>Drop invalid records (and say how many) instead of failing.</summary>
     public bool SkipInvalid { get; init; }
+    /// <summary>
+    /// Set every dropout probability of the policy to 0 (LoRA's; the reference runs without
+    /// dropout anyway), so that the policy's log-probabilities, and the margin against the
+    /// reference, carry no dropout noise: TRL's DPOConfig.disable_dropout, true by default.
+    /// </summary>
+    public bool DisableDropout { get; init; } = true;
+
+    public override bool DropoutDisabled => DisableDropout;
 
     public override void Validate()
     {

@@ -58,6 +58,14 @@ public sealed record GrpoOptions : TrainingOptions
     /// <summary>Completions per --eval-data prompt.</summary>
     public int EvalNumGenerations { get; init; } = 1;
     public bool SkipInvalid { get; init; }
+    /// <summary>
+    /// Set every dropout probability of the policy to 0 (LoRA's) so that repeated forwards of the
+    /// same completions agree: TRL's GRPOConfig/RLOOConfig.disable_dropout, false by default there
+    /// and here (the reference and the sampling-time log-probabilities run without dropout anyway).
+    /// </summary>
+    public bool DisableDropout { get; init; }
+
+    public override bool DropoutDisabled => DisableDropout;
 
     public double EffectiveBeta => Beta ?? (Algorithm == OnlineAlgorithm.Rloo ? 0.05 : 0.0);
     public double EffectiveEpsilonHigh => EpsilonHigh ?? Epsilon;

@@ -75,6 +75,13 @@ public record TrainingOptions
     /// <summary>The frozen base's dtype with LoRA: float32, or bfloat16 to halve its memory.</summary>
     public BaseDtype BaseDtype { get; init; } = BaseDtype.F32;
 
+    /// <summary>
+    /// Whether the trainer sets every dropout probability of the model to 0 before training (TRL's
+    /// disable_dropout); false here, as TRL's SFT keeps dropout. Methods with that setting
+    /// (<c>DpoOptions.DisableDropout</c>, <c>GrpoOptions.DisableDropout</c>) return it.
+    /// </summary>
+    public virtual bool DropoutDisabled => false;
+
     /// <summary>Whether this run trains adapters (given --lora or --adapter).</summary>
     public bool UsesLora => Lora || Adapter is not null;
 

@@ -266,4 +266,31 @@ public class LoraTests
         Assert.True(last < first - 0.1, $"loss {first} -> {last}");
         Assert.Equal(ScalarType.Float32, b.dtype);
     }
+
+    [Fact]
+    public void WithDropoutDisabledTrainingModeForwardsAgree()
+    {
+        using var model = Base(Architecture.Llama);
+        LoraAdapters.Attach(model, new LoraConfig { R = 4, Alpha = 8, Dropout = 0.5 }, seed: 1);
+        Perturb(model);
+        model.eval();
+        using var evalLogits = Logits(model);
+        model.train();
+        model.SeedDropout(1);
+        using var first = Logits(model);
+        model.SeedDropout(2);
+        using var second = Logits(model);
+        Assert.True(TestModels.MaxAbsDiff(first, second) > 1e-3); // dropout 0.5 on the adapters' input
+
+        model.DisableDropout();
+        Assert.All(model.Projections(), p => Assert.Equal(0.0, p.Projection.Dropout));
+        Assert.Equal(0.5, model.Lora!.Dropout); // the adapter's config (saved as lora_dropout) is unchanged, as in PEFT
+        model.SeedDropout(1);
+        using var third = Logits(model);
+        model.SeedDropout(2);
+        using var fourth = Logits(model);
+        Assert.True(model.training);
+        Assert.Equal(0f, TestModels.MaxAbsDiff(third, fourth));
+        Assert.Equal(0f, TestModels.MaxAbsDiff(third, evalLogits));
+    }
 }
