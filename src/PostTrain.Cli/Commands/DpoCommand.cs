@@ -51,7 +51,7 @@ public static class DpoCommand
                 stdout.WriteLine($"Warning: in {tokenization.PrefixMismatches} pairs the prompt's tokens are not a prefix of prompt + completion's; the completion starts after as many tokens as the prompt has (as TRL does)");
 
             using var model = PolicyModel.Load(options);
-            // --ref-model, else (LoRA) the base with the adapters off, else the model loaded a second time.
+            // --ref-model, else (LoRA) the base with a frozen copy of --adapter or with the adapters off, else the model loaded a second time.
             ReferenceModel? reference = PolicyModel.Reference(options, model, options.RefModel);
             try
             {

@@ -21,7 +21,7 @@ public static class GrpoCommand
         S("format-pattern", "Regex a completion must match in full for --reward format (default: <think>...</think> then an answer)", typeof(string), o => o.FormatPattern, (o, v) => o with { FormatPattern = (string?)v }),
         S("answer-field", "Dataset field with the reference answer (--reward math)", typeof(string), o => o.AnswerField, (o, v) => o with { AnswerField = (string?)v ?? "answer" }),
         S("prompt-field", "Dataset field with the prompt (e.g. question for GSM8K)", typeof(string), o => o.PromptField, (o, v) => o with { PromptField = (string?)v ?? "prompt" }),
-        S("ref-model", "Frozen reference for the KL term (default: the initial model; with LoRA its base)", typeof(string), o => o.RefModel, (o, v) => o with { RefModel = (string?)v }),
+        S("ref-model", "Frozen reference for the KL term (default: the initial model; with --lora its base, with --adapter its base and that adapter as loaded)", typeof(string), o => o.RefModel, (o, v) => o with { RefModel = (string?)v }),
         S("num-generations", "Completions sampled per prompt (G)", typeof(int), o => o.NumGenerations, (o, v) => o with { NumGenerations = (int)v! }),
         S("max-completion-length", "Most tokens per completion", typeof(int), o => o.MaxCompletionLength, (o, v) => o with { MaxCompletionLength = (int)v! }),
         S("temperature", "Sampling temperature (log-probabilities use the same)", typeof(double), o => o.Temperature, (o, v) => o with { Temperature = (double)v! }),

@@ -14,7 +14,10 @@ public sealed record DpoOptions : TrainingOptions
 {
     public DpoOptions() => LearningRate = 1e-6;
 
-    /// <summary>The frozen reference model's directory; null: a copy of the initial policy (--model).</summary>
+    /// <summary>
+    /// The frozen reference model's directory; null: the initial policy (a copy of --model; with
+    /// --lora its base, adapters off; with --adapter its base with a frozen copy of that adapter).
+    /// </summary>
     public string? RefModel { get; init; }
     /// <summary>Deviation from the reference: larger beta, less deviation (IPO's tau).</summary>
     public double Beta { get; init; } = 0.1;

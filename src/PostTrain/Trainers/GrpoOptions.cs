@@ -32,7 +32,10 @@ public sealed record GrpoOptions : TrainingOptions
     public string? FormatPattern { get; init; }
     public string AnswerField { get; init; } = "answer";
     public string PromptField { get; init; } = "prompt";
-    /// <summary>Frozen reference for the KL term (only with beta &gt; 0); default: the initial model (with LoRA: the base).</summary>
+    /// <summary>
+    /// Frozen reference for the KL term (only with beta &gt; 0); default: the initial model (with
+    /// --lora the base, adapters off; with --adapter the base with a frozen copy of that adapter).
+    /// </summary>
     public string? RefModel { get; init; }
     /// <summary>Completions sampled per prompt (G).</summary>
     public int NumGenerations { get; init; } = 8;
