@@ -168,11 +168,47 @@ public static class PeftAdapter
     }
 
     /// <summary>Loads adapter weights into a model that already carries the same adapters (resume).</summary>
-    public static void LoadWeights(CausalLM model, string dir)
+    public static void LoadWeights(CausalLM model, string dir) =>
+        CopyInto(model, dir, Tensors(model).ToDictionary(t => t.Name, t => t.Tensor, StringComparer.Ordinal));
+
+    /// <summary>
+    /// A frozen copy of the adapter weights in <paramref name="dir"/>, made for the adapters
+    /// <paramref name="model"/> carries (same layers, shapes and dtype; no gradient): by module
+    /// name, each layer's A and B. The caller owns (and disposes) the tensors.
+    /// </summary>
+    public static Dictionary<string, (Tensor A, Tensor B)> ReadCopy(CausalLM model, string dir)
+    {
+        var copy = new Dictionary<string, (Tensor A, Tensor B)>(StringComparer.Ordinal);
+        var targets = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+        foreach (var (name, projection) in model.Projections())
+            if (projection.Adapter is { } ab)
+            {
+                var pair = (zeros_like(ab.A).DetachFromDisposeScope(), zeros_like(ab.B).DetachFromDisposeScope());
+                copy[name] = pair;
+                targets[$"{Prefix}{name}.lora_A.weight"] = pair.Item1;
+                targets[$"{Prefix}{name}.lora_B.weight"] = pair.Item2;
+            }
+        try
+        {
+            CopyInto(model, dir, targets);
+        }
+        catch
+        {
+            foreach (var (a, b) in copy.Values)
+            {
+                a.Dispose();
+                b.Dispose();
+            }
+            throw;
+        }
+        return copy;
+    }
+
+    /// <summary>Copies every tensor of DIR/adapter_model.safetensors into its target, by PEFT name; each target must get one.</summary>
+    static void CopyInto(CausalLM model, string dir, Dictionary<string, Tensor> expected)
     {
         var path = Path.Combine(dir, WeightsFile);
         if (!File.Exists(path)) throw new InputError($"{dir}: no {WeightsFile}");
-        var expected = Tensors(model).ToDictionary(t => t.Name, t => t.Tensor, StringComparer.Ordinal);
         var found = new HashSet<string>(StringComparer.Ordinal);
         using var file = SafeTensorsFile.Open(path);
         using var noGrad = no_grad();

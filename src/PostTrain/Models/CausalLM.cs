@@ -88,6 +88,17 @@ public sealed class CausalLM : nn.Module
 
     public TorchSharp.torch.Generator DropoutGenerator => model.DropoutGenerator;
 
+    /// <summary>
+    /// Sets every dropout probability of the model to 0, as TRL's disable_dropout_in_model sets
+    /// p = 0 on every nn.Dropout: the decoder has no dropout of its own (attention_dropout is not
+    /// applied), so that is LoRA's dropout. <see cref="Lora"/> keeps its lora_dropout, which the
+    /// saved adapter_config.json records (as PEFT's config keeps it).
+    /// </summary>
+    public void DisableDropout()
+    {
+        foreach (var (_, projection) in Projections()) projection.Dropout = 0;
+    }
+
     /// <summary>The LoRA adapters' settings when the model carries adapters (see <see cref="LoraAdapters"/>).</summary>
     public LoraConfig? Lora { get; internal set; }
 

@@ -85,6 +85,35 @@ public static class LoraAdapters
     /// <summary>Runs the base model alone until disposed: every adapter is skipped.</summary>
     public static IDisposable Disabled(CausalLM model) => new Switch(model.Projections().Select(p => p.Projection).ToList());
 
+    /// <summary>
+    /// Runs the model with other adapter weights until disposed (PEFT's set_adapter to a second
+    /// adapter of the same config): <paramref name="weights"/> holds A and B for every layer
+    /// that has an adapter, by module name, shaped as its own; the caller keeps ownership.
+    /// </summary>
+    public static IDisposable Substituted(CausalLM model, IReadOnlyDictionary<string, (Tensor A, Tensor B)> weights)
+    {
+        var layers = model.Projections().Where(p => p.Projection.Adapter is not null).ToList();
+        if (layers.Count != weights.Count || layers.Any(l => !weights.ContainsKey(l.Name)))
+            throw new InvalidOperationException("the substitute adapter weights do not cover exactly the model's adapters");
+        foreach (var (name, layer) in layers)
+        {
+            var (a, b) = layer.Adapter!.Value;
+            var (sa, sb) = weights[name];
+            if (!sa.shape.SequenceEqual(a.shape) || !sb.shape.SequenceEqual(b.shape) || sa.dtype != a.dtype || sb.dtype != b.dtype)
+                throw new InvalidOperationException($"{name}: the substitute adapter weights do not match the layer's adapter");
+        }
+        foreach (var (name, layer) in layers) layer.Substitute = weights[name];
+        return new Restore(() =>
+        {
+            foreach (var (_, layer) in layers) layer.Substitute = null;
+        });
+    }
+
+    sealed class Restore(Action undo) : IDisposable
+    {
+        public void Dispose() => undo();
+    }
+
     sealed class Switch : IDisposable
     {
         readonly List<(Projection Layer, bool Was)> saved;

@@ -10,7 +10,8 @@ namespace PostTrain.Models;
 /// LoRA adapter as PEFT's lora.Linear does: y = base(x) + scaling * lora_B(lora_A(dropout(x))),
 /// with lora_A [r, in] and lora_B [out, r] (parameter names lora_A.weight and lora_B.weight).
 /// The adapter is computed in its own dtype (float32 over a bfloat16 base) and the sum is cast
-/// back to the base's dtype.
+/// back to the base's dtype. A frozen reference may stand in for the trained A and B for a while
+/// (<see cref="LoraAdapters.Substituted"/>): PEFT's second, inactive "ref" adapter on the same layer.
 /// </summary>
 public sealed class Projection : nn.Module<Tensor, Tensor>
 {
@@ -40,6 +41,22 @@ public sealed class Projection : nn.Module<Tensor, Tensor>
 
     /// <summary>When false the adapter is skipped: the layer computes the base alone.</summary>
     public bool AdapterEnabled { get; set; } = true;
+
+    /// <summary>
+    /// The probability with which the adapter's input is zeroed in training mode (PEFT's
+    /// lora_dropout module); 0 after <see cref="CausalLM.DisableDropout"/>.
+    /// </summary>
+    public double Dropout
+    {
+        get => dropout;
+        set => dropout = value is >= 0 and < 1 ? value : throw new ArgumentOutOfRangeException(nameof(value), value, "dropout must be in [0, 1)");
+    }
+
+    /// <summary>
+    /// When set, the adapter computes with these A [r, in] and B [out, r] (same shapes and dtype
+    /// as its own, not trained, owned by whoever set them) instead of its parameters.
+    /// </summary>
+    internal (Tensor A, Tensor B)? Substitute { get; set; }
 
     /// <summary>
     /// Adds a LoRA adapter as PEFT initialises one: A ~ U(-1/sqrt(in), 1/sqrt(in)) (kaiming
@@ -92,11 +109,11 @@ public sealed class Projection : nn.Module<Tensor, Tensor>
         var y = Gemv.LinearOrTorch(x, weight, bias);
         if (lora_A is null || !AdapterEnabled) return y;
         using var scope = NewDisposeScope();
-        var a = lora_A.weight!;
+        var (a, b) = Substitute ?? (lora_A.weight!, lora_B!.weight!);
         var input = x.dtype == a.dtype ? x : x.to(a.dtype);
         if (dropout > 0 && training) // inverted dropout, as nn.Dropout, with masks from the model's generator
             input = input * empty_like(input).bernoulli_(1 - dropout, dropoutGenerator) / (1 - dropout);
-        var update = lora_B!.forward(lora_A.forward(input)) * scaling;
+        var update = nn.functional.linear(nn.functional.linear(input, a), b) * scaling;
         var sum = y.dtype == update.dtype ? y + update : (y.to(update.dtype) + update).to(y.dtype);
         return sum.MoveToOuterDisposeScope();
     }

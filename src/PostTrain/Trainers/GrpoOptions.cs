@@ -32,7 +32,10 @@ public sealed record GrpoOptions : TrainingOptions
     public string? FormatPattern { get; init; }
     public string AnswerField { get; init; } = "answer";
     public string PromptField { get; init; } = "prompt";
-    /// <summary>Frozen reference for the KL term (only with beta &gt; 0); default: the initial model (with LoRA: the base).</summary>
+    /// <summary>
+    /// Frozen reference for the KL term (only with beta &gt; 0); default: the initial model (with
+    /// --lora the base, adapters off; with --adapter the base with a frozen copy of that adapter).
+    /// </summary>
     public string? RefModel { get; init; }
     /// <summary>Completions sampled per prompt (G).</summary>
     public int NumGenerations { get; init; } = 8;
@@ -58,6 +61,14 @@ public sealed record GrpoOptions : TrainingOptions
     /// <summary>Completions per --eval-data prompt.</summary>
     public int EvalNumGenerations { get; init; } = 1;
     public bool SkipInvalid { get; init; }
+    /// <summary>
+    /// Set every dropout probability of the policy to 0 (LoRA's) so that repeated forwards of the
+    /// same completions agree: TRL's GRPOConfig/RLOOConfig.disable_dropout, false by default there
+    /// and here (the reference and the sampling-time log-probabilities run without dropout anyway).
+    /// </summary>
+    public bool DisableDropout { get; init; }
+
+    public override bool DropoutDisabled => DisableDropout;
 
     public double EffectiveBeta => Beta ?? (Algorithm == OnlineAlgorithm.Rloo ? 0.05 : 0.0);
     public double EffectiveEpsilonHigh => EpsilonHigh ?? Epsilon;
@@ -98,7 +109,7 @@ public sealed record GrpoOptions : TrainingOptions
         S("format-pattern", "Regex a completion must match in full for --reward format (default: <think>...</think> then an answer)", typeof(string), o => o.FormatPattern, (o, v) => o with { FormatPattern = (string?)v }),
         S("answer-field", "Dataset field with the reference answer (--reward math)", typeof(string), o => o.AnswerField, (o, v) => o with { AnswerField = (string?)v ?? "answer" }),
         S("prompt-field", "Dataset field with the prompt (e.g. question for GSM8K)", typeof(string), o => o.PromptField, (o, v) => o with { PromptField = (string?)v ?? "prompt" }),
-        S("ref-model", "Frozen reference for the KL term (default: the initial model; with LoRA its base)", typeof(string), o => o.RefModel, (o, v) => o with { RefModel = (string?)v }),
+        S("ref-model", "Frozen reference for the KL term (default: the initial model; with --lora its base, with --adapter its base and that adapter as loaded)", typeof(string), o => o.RefModel, (o, v) => o with { RefModel = (string?)v }),
         S("num-generations", "Completions sampled per prompt (G)", typeof(int), o => o.NumGenerations, (o, v) => o with { NumGenerations = (int)v! }),
         S("max-completion-length", "Most tokens per completion", typeof(int), o => o.MaxCompletionLength, (o, v) => o with { MaxCompletionLength = (int)v! }),
         S("temperature", "Sampling temperature (log-probabilities use the same)", typeof(double), o => o.Temperature, (o, v) => o with { Temperature = (double)v! }),
@@ -114,6 +125,7 @@ public sealed record GrpoOptions : TrainingOptions
         S("log-completions-steps", "Append sampled prompts, completions and rewards to OUTPUT/completions.jsonl every N steps (0: never)", typeof(int), o => o.LogCompletionsSteps, (o, v) => o with { LogCompletionsSteps = (int)v! }),
         S("eval-temperature", "Sampling temperature for the --eval-data prompts (0: greedy)", typeof(double), o => o.EvalTemperature, (o, v) => o with { EvalTemperature = (double)v! }),
         S("eval-num-generations", "Completions per --eval-data prompt", typeof(int), o => o.EvalNumGenerations, (o, v) => o with { EvalNumGenerations = (int)v! }),
+        S("disable-dropout", "Set every dropout probability (LoRA's) to 0, as TRL's disable_dropout (off by default, as in TRL's GRPOConfig and RLOOConfig)", typeof(bool), o => o.DisableDropout, (o, v) => o with { DisableDropout = (bool)v! }),
         S("skip-invalid", "Drop invalid records (and say how many) instead of failing", typeof(bool), o => o.SkipInvalid, (o, v) => o with { SkipInvalid = (bool)v! }),
     ]);
 

@@ -36,9 +36,13 @@ public static class PolicyModel
     }
 
     /// <summary>
-    /// The frozen reference: <paramref name="referenceDir"/> when given; else, for a LoRA
-    /// policy, its base with the adapters off (no second copy of the weights; as TRL does for a
-    /// PEFT model, also when continuing an adapter); else a second copy of the starting model.
+    /// The frozen reference, as TRL's DPOTrainer, GRPOTrainer and RLOOTrainer choose it:
+    /// <paramref name="referenceDir"/> when given; else, for a policy continuing an adapter
+    /// (--adapter), its base with a frozen copy of that adapter as loaded (TRL's "ref" adapter);
+    /// else, for fresh adapters (--lora), its base with the adapters off (the policy's starting
+    /// point too, since B starts at 0); neither holds a second copy of the base weights; else a
+    /// second copy of the starting model. The adapter copy is read from --adapter, not taken from
+    /// the policy, so a resumed run's reference is the adapter as first loaded, not the checkpoint's.
     /// </summary>
     public static ReferenceModel Reference(TrainingOptions options, CausalLM policy, string? referenceDir)
     {
@@ -52,7 +56,8 @@ public static class PolicyModel
             }
             return new ReferenceModel(frozen);
         }
-        if (policy.Lora is not null) return ReferenceModel.AdaptersOff();
+        if (policy.Lora is not null)
+            return options.Adapter is null ? ReferenceModel.AdaptersOff() : ReferenceModel.FrozenAdapter(policy, options.Adapter);
         return new ReferenceModel(HfCheckpoint.Load(options.Model ?? throw new InputError("--model: required"), policy.DType));
     }
 }

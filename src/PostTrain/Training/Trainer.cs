@@ -45,6 +45,7 @@ public sealed class Trainer<TUnit>
         this.outputDir = Path.GetFullPath(outputDir);
         this.filesFrom = filesFrom;
         model.GradientCheckpointing = options.GradientCheckpointing;
+        if (options.DropoutDisabled) model.DisableDropout(); // as TRL's trainers do in __init__ with disable_dropout
     }
 
     /// <summary>

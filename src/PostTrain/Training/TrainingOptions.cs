@@ -80,6 +80,13 @@ public record TrainingOptions
     /// <summary>The --chat-template-kwargs variables (empty when not given).</summary>
     public IReadOnlyDictionary<string, object?> TemplateVariables() => Tokenization.ChatTemplateKwargs.Parse(ChatTemplateKwargs, "--chat-template-kwargs");
 
+    /// <summary>
+    /// Whether the trainer sets every dropout probability of the model to 0 before training (TRL's
+    /// disable_dropout); false here, as TRL's SFT keeps dropout. Methods with that setting
+    /// (<c>DpoOptions.DisableDropout</c>, <c>GrpoOptions.DisableDropout</c>) return it.
+    /// </summary>
+    public virtual bool DropoutDisabled => false;
+
     /// <summary>Whether this run trains adapters (given --lora or --adapter).</summary>
     public bool UsesLora => Lora || Adapter is not null;
 

@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using PostTrain.Checkpoints;
+using PostTrain.Models;
 
 namespace PostTrain.Tests.Cli;
 
@@ -115,5 +116,42 @@ public class GrpoCommandTests
             if (!message.StartsWith("no ")) Assert.Single(stderr.Trim().Split('\n')); // a missing field is listed for every record
             Assert.False(Directory.Exists(dir));
         }
+    }
+
+    [Fact]
+    public void ContinuingAnAdapterTheKlIsToThatAdapterAsLoaded()
+    {
+        var (root, model) = Setup();
+        // An adapter that changes the model (B not zero), with lora_dropout 0.5.
+        var adapter = Path.Combine(root, "adapter");
+        Directory.CreateDirectory(adapter);
+        using (var tuned = HfCheckpoint.Load(model))
+        {
+            LoraAdapters.Attach(tuned, new LoraConfig { R = 4, Alpha = 8, Dropout = 0.5, BaseModel = model }, seed: 1);
+            var g = new TorchSharp.torch.Generator(7);
+            using (TorchSharp.torch.no_grad())
+                foreach (var (_, p) in tuned.Projections())
+                    p.Adapter!.Value.B.normal_(0, 0.1, g);
+            PeftAdapter.WriteInto(tuned, adapter);
+        }
+        var data = Write(root, "p.jsonl", Enumerable.Range(1, 4).Select(i => new JsonObject { ["prompt"] = $"Count to {i}:", ["answer"] = $"{i}" }));
+        double Kl(string verb, string name, params string[] extra)
+        {
+            var run = Path.Combine(root, name);
+            var (code, stdout, stderr) = CliRunner.Run([verb, "--model", model, "--adapter", adapter, "--data", data, "--output", run, "--reward", "math",
+                "--num-generations", "2", "--batch-size", "4", "--max-completion-length", "4", "--max-steps", "1", "--logging-steps", "1",
+                "--learning-rate", "0", .. extra]);
+            Assert.True(code == 0, stderr + stdout);
+            return Metrics(run).Single()["kl"]!.GetValue<double>();
+        }
+        // Before any update the policy is the adapter as loaded, and so is the reference: KL 0.
+        Assert.Equal(0.0, Kl("grpo", "grpo", "--beta", "0.1", "--disable-dropout"));
+        Assert.Contains("disable-dropout: true", File.ReadAllText(Path.Combine(root, "grpo", "config.yaml")));
+        Assert.Equal(0.0, Kl("rloo", "rloo")); // RLOO: the sequence KL at sampling time, beta 0.05 by default
+        // GRPO keeps dropout by default (as TRL's GRPOConfig): the policy's forward drops adapter inputs.
+        Assert.True(Kl("grpo", "dropout", "--beta", "0.1") > 1e-4);
+        Assert.Contains("disable-dropout: false", File.ReadAllText(Path.Combine(root, "dropout", "config.yaml")));
+        // The bare base is not the starting policy.
+        Assert.True(Kl("grpo", "base", "--beta", "0.1", "--disable-dropout", "--ref-model", model) > 1e-4);
     }
 }

@@ -266,4 +266,98 @@ public class LoraTests
         Assert.True(last < first - 0.1, $"loss {first} -> {last}");
         Assert.Equal(ScalarType.Float32, b.dtype);
     }
+
+    [Fact]
+    public void WithDropoutDisabledTrainingModeForwardsAgree()
+    {
+        using var model = Base(Architecture.Llama);
+        LoraAdapters.Attach(model, new LoraConfig { R = 4, Alpha = 8, Dropout = 0.5 }, seed: 1);
+        Perturb(model);
+        model.eval();
+        using var evalLogits = Logits(model);
+        model.train();
+        model.SeedDropout(1);
+        using var first = Logits(model);
+        model.SeedDropout(2);
+        using var second = Logits(model);
+        Assert.True(TestModels.MaxAbsDiff(first, second) > 1e-3); // dropout 0.5 on the adapters' input
+
+        model.DisableDropout();
+        Assert.All(model.Projections(), p => Assert.Equal(0.0, p.Projection.Dropout));
+        Assert.Equal(0.5, model.Lora!.Dropout); // the adapter's config (saved as lora_dropout) is unchanged, as in PEFT
+        model.SeedDropout(1);
+        using var third = Logits(model);
+        model.SeedDropout(2);
+        using var fourth = Logits(model);
+        Assert.True(model.training);
+        Assert.Equal(0f, TestModels.MaxAbsDiff(third, fourth));
+        Assert.Equal(0f, TestModels.MaxAbsDiff(third, evalLogits));
+    }
+
+    [Fact]
+    public void ContinuingAnAdapterTheReferenceIsTheAdapterAsLoaded()
+    {
+        var root = TestModels.TempDir();
+        var baseDir = Path.Combine(root, "base");
+        var adapterDir = Path.Combine(root, "adapter");
+        var laterDir = Path.Combine(root, "later");
+        Directory.CreateDirectory(adapterDir);
+        Directory.CreateDirectory(laterDir);
+        using (var source = Base()) HfCheckpoint.Save(source, baseDir);
+        using (var tuned = HfCheckpoint.Load(baseDir))
+        {
+            LoraAdapters.Attach(tuned, new LoraConfig { R = 4, Alpha = 8, Dropout = 0.3, BaseModel = baseDir }, seed: 1);
+            Perturb(tuned, seed: 7);
+            PeftAdapter.WriteInto(tuned, adapterDir);
+            Perturb(tuned, seed: 8);
+            PeftAdapter.WriteInto(tuned, laterDir); // as a checkpoint of the continued run would be
+        }
+        // Base + adapter, loaded on their own: what the reference must compute.
+        using var independent = HfCheckpoint.Load(baseDir);
+        PeftAdapter.Load(independent, adapterDir);
+        independent.eval();
+        using var expected = Logits(independent);
+        using var bare = HfCheckpoint.Load(baseDir);
+        using var baseLogits = Logits(bare);
+        Assert.True(TestModels.MaxAbsDiff(expected, baseLogits) > 1e-3);
+
+        var options = new TrainingOptions { Model = baseDir, Adapter = adapterDir };
+        using var policy = PolicyModel.Load(options);
+        using var reference = PolicyModel.Reference(options, policy, referenceDir: null);
+        Assert.True(reference.IsFrozenAdapter);
+        Assert.False(reference.IsPolicyBase);
+        // The copy is not a parameter: nothing more to train, save or optimise.
+        Assert.Equal(2 * 7 * policy.Config.NumHiddenLayers, policy.named_parameters().Count(p => p.parameter.requires_grad));
+
+        policy.train();
+        using (var refLogits = reference.Run(policy, m => m.Forward(Ids)))
+            Assert.Equal(0f, TestModels.MaxAbsDiff(expected, refLogits));
+        // Training (or resuming from a checkpoint) moves the policy's adapter; the reference stays the adapter as loaded.
+        PeftAdapter.LoadWeights(policy, laterDir);
+        using (var refLogits = reference.Run(policy, m => m.Forward(Ids)))
+            Assert.Equal(0f, TestModels.MaxAbsDiff(expected, refLogits));
+        Assert.True(policy.training);
+        policy.eval();
+        using var policyLogits = Logits(policy);
+        Assert.True(TestModels.MaxAbsDiff(policyLogits, expected) > 1e-3); // the trained adapter is back
+        using var later = HfCheckpoint.Load(baseDir);
+        PeftAdapter.Load(later, laterDir);
+        later.eval();
+        using var laterLogits = Logits(later);
+        Assert.Equal(0f, TestModels.MaxAbsDiff(laterLogits, policyLogits));
+
+        // A reference built after the policy moved still reads the adapter from --adapter.
+        using (var late = PolicyModel.Reference(options, policy, referenceDir: null))
+        using (var refLogits = late.Run(policy, m => m.Forward(Ids)))
+            Assert.Equal(0f, TestModels.MaxAbsDiff(expected, refLogits));
+
+        // Fresh adapters (--lora): the reference is the bare base, adapters off.
+        var fresh = new TrainingOptions { Model = baseDir, Lora = true, LoraR = 4 };
+        using var freshPolicy = PolicyModel.Load(fresh);
+        using var freshReference = PolicyModel.Reference(fresh, freshPolicy, referenceDir: null);
+        Assert.True(freshReference.IsPolicyBase);
+        Perturb(freshPolicy);
+        using (var refLogits = freshReference.Run(freshPolicy, m => m.Forward(Ids)))
+            Assert.Equal(0f, TestModels.MaxAbsDiff(baseLogits, refLogits));
+    }
 }
