@@ -5,6 +5,7 @@ namespace PostTrain.Tests.Cli;
 
 public class DemoCommandTests
 {
+    [Trait("Category", "Slow")]
     [Fact]
     public void QuickDemoRunsEveryStageAndWritesTheReport()
     {
@@ -53,6 +54,7 @@ public class DemoCommandTests
         Assert.True(File.Exists(Path.Combine(other, "keep.txt")));
     }
 
+    [Trait("Category", "Slow")]
     [Fact]
     public void QuickLoraDemoTrainsAdaptersAndMergesThemBetweenStages()
     {

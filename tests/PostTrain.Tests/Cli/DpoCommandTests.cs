@@ -60,6 +60,7 @@ public class DpoCommandTests(ITestOutputHelper output)
         return completion.Text!;
     }
 
+    [Trait("Category", "Slow")]
     [Fact]
     public void DpoMakesAModelTaughtOneNamePreferAnother()
     {
@@ -311,6 +312,7 @@ public class DpoCommandTests(ITestOutputHelper output)
         Assert.True(Get(end, "eval_rewards/margins") > 0.1);
     }
 
+    [Trait("Category", "Slow")]
     [Fact]
     public void ResumingAContinuedAdapterKeepsTheAdapterAsLoadedAsReference()
     {

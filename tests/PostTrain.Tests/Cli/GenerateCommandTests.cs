@@ -70,6 +70,7 @@ public class GenerateCommandTests(TokenizerFixture tokenizers) : IClassFixture<T
         }
     }
 
+    [Trait("Category", "Slow")]
     [Fact]
     public void TextPromptsWithTheTokenizerSampleReproduciblyAndStop()
     {
@@ -151,6 +152,7 @@ public class ChatAndMessagesTests(TokenizerFixture tokenizers) : IClassFixture<T
         return dir;
     }
 
+    [Trait("Category", "Slow")]
     [Fact]
     public void MessagesArePromptedThroughTheChatTemplate()
     {

@@ -59,6 +59,7 @@ public class GrpoCommandTests
         Assert.True(code == 0, stderr + stdout);
     }
 
+    [Trait("Category", "Slow")]
     [Fact]
     public void ResumeContinuesAGrpoRunExactly()
     {

@@ -86,6 +86,7 @@ public class LoraCommandTests
         Assert.Contains("exists and is not empty", stderr);
     }
 
+    [Trait("Category", "Slow")]
     [Fact]
     public void LoraRunsResumeExactlyAndContinueFromAnAdapter()
     {
@@ -113,6 +114,7 @@ public class LoraCommandTests
         Assert.True(Losses(more)[0] < a[0] - 0.1, $"{Losses(more)[0]} vs {a[0]}");
     }
 
+    [Trait("Category", "Slow")]
     [Fact]
     public void BfloatBaseAndBadLoraSettings()
     {

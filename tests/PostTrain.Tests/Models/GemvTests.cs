@@ -23,6 +23,7 @@ public class GemvTests
         return Gemv.Linear(x, w, b);
     }
 
+    [Trait("Category", "Slow")]
     [Theory]
     [MemberData(nameof(Sizes))]
     public void Float32EqualsLinear(long inFeatures, long outFeatures)
@@ -53,6 +54,7 @@ public class GemvTests
         }
     }
 
+    [Trait("Category", "Slow")]
     [Theory]
     [MemberData(nameof(Sizes))]
     public void BFloat16EqualsLinearToRounding(long inFeatures, long outFeatures)

@@ -238,6 +238,7 @@ public class LoraTests
         Assert.Contains(plain.Values, g => g.abs().max().item<float>() > 0);
     }
 
+    [Trait("Category", "Slow")]
     [Fact]
     public void BfloatBaseWithFloatAdapters()
     {

@@ -149,6 +149,7 @@ public class GrpoTests(ITestOutputHelper output)
     // Reward: the share of even token ids in the completion (dense, so every group has a signal).
     static readonly IRewardFunction EvenTokens = new Fixed("even", s => s.CompletionIds.Length == 0 ? 0 : s.CompletionIds.Count(t => t % 2 == 0) / (double)s.CompletionIds.Length);
 
+    [Trait("Category", "Slow")]
     [Theory]
     [InlineData(OnlineAlgorithm.Grpo, GrpoLossType.Dapo, 1)]
     [InlineData(OnlineAlgorithm.Grpo, GrpoLossType.Grpo, 2)]
