@@ -278,6 +278,32 @@ public class TrainingLoopTests
         }
     }
 
+    /// <summary>SFT with step metrics: "even" is the step on even steps and NaN on odd ones; "never" is always NaN.</summary>
+    sealed class WithStepMetrics : TrainingMethod<TokenizedSequence>
+    {
+        readonly SftMethod sft = new();
+        public override long CountItems(IReadOnlyList<TokenizedSequence> units) => sft.CountItems(units);
+        public override long CountTokens(IReadOnlyList<TokenizedSequence> units) => sft.CountTokens(units);
+        public override MicroBatchLoss Loss(CausalLM model, IReadOnlyList<TokenizedSequence> units) => sft.Loss(model, units);
+        public override IReadOnlyDictionary<string, double> StepMetrics(int step) =>
+            new Dictionary<string, double> { ["even"] = step % 2 == 0 ? step : double.NaN, ["never"] = double.NaN };
+    }
+
+    [Fact]
+    public void StepMetricsAreAveragedOverTheLoggedStepsWithoutTheirNaNs()
+    {
+        var data = SyntheticData.PromptAnswers(8, seed: 12);
+        using var model = Tiny(12);
+        var dir = TestModels.TempDir();
+        new Trainer<TokenizedSequence>(model, new WithStepMetrics(), data, null, new SftOptions { BatchSize = 2, MaxSteps = 6, LoggingSteps = 3, SaveSteps = 0 }, dir, null)
+            .Train(TextWriter.Null);
+        var lines = Metrics(dir);
+        Assert.Equal([3, 6], lines.Select(l => l["step"]!.GetValue<int>()));
+        Assert.Equal((0 + 2) / 2.0, lines[0]["even"]!.GetValue<double>());      // steps 0, 1, 2: NaN at 1 left out (TRL filters NaN)
+        Assert.Equal(4.0, lines[1]["even"]!.GetValue<double>());                // steps 3, 4, 5
+        Assert.All(lines, l => Assert.True(l.ContainsKey("never") && l["never"] is null)); // no valid value: null, as TRL's None
+    }
+
     [Fact]
     public void ResumedRunEqualsUninterruptedRun()
     {
