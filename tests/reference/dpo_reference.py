@@ -1,8 +1,9 @@
 """Golden values for PostTrain's DPO loss and metrics, computed the way TRL's DPOTrainer does.
 
-Written from TRL's trl/trainer/dpo_trainer.py (DataCollatorForPreference, _compute_loss) and, for the
-label-smoothed sigmoid (cDPO) and rpo_alpha, the DPOTrainer before TRL's Feb 2026 refactor (dpo_loss and
-concatenated_forward). Independent of the C# code: plain torch (1.13 is enough) and the transformers-math
+Written from TRL's trl/trainer/dpo_trainer.py (DataCollatorForPreference, _compute_loss: the losses, and the
+metrics it logs, entropy and mean_token_accuracy included) and, for rpo_alpha, the DPOTrainer before TRL's
+Feb 2026 refactor (#3906; concatenated_forward). Since that refactor TRL's sigmoid loss ignores label_smoothing
+(no conservative DPO): only robust (of the losses PostTrain has) uses it. Independent of the C# code: plain torch (1.13 is enough) and the transformers-math
 forward of hf_reference.py.
 
     /usr/bin/python3 tests/reference/dpo_reference.py   # writes tests/PostTrain.Tests/Fixtures/dpo/golden.json
@@ -25,9 +26,9 @@ FIXTURES = os.path.join(HERE, "..", "PostTrain.Tests", "Fixtures")
 
 CONFIGS = [
     {"loss_type": "sigmoid", "beta": 0.1, "label_smoothing": 0.0, "rpo_alpha": None},
-    {"loss_type": "sigmoid", "beta": 0.1, "label_smoothing": 0.2, "rpo_alpha": None},
     {"loss_type": "robust", "beta": 0.1, "label_smoothing": 0.2, "rpo_alpha": None},
     {"loss_type": "robust", "beta": 0.5, "label_smoothing": 0.0, "rpo_alpha": None},
+    {"loss_type": "robust", "beta": 0.3, "label_smoothing": 0.45, "rpo_alpha": None},
     {"loss_type": "ipo", "beta": 0.1, "label_smoothing": 0.0, "rpo_alpha": None},
     {"loss_type": "hinge", "beta": 0.1, "label_smoothing": 0.0, "rpo_alpha": None},
     {"loss_type": "hinge", "beta": 2.0, "label_smoothing": 0.0, "rpo_alpha": None},
@@ -41,8 +42,8 @@ def per_pair_loss(cfg, chosen_logps, rejected_logps, ref_chosen_logps, ref_rejec
     rejected_logratios = rejected_logps - ref_rejected_logps
     delta = chosen_logratios - rejected_logratios
     t = cfg["loss_type"]
-    if t == "sigmoid":  # cDPO form; eps = 0 is current TRL's -logsigmoid(beta * delta)
-        return -F.logsigmoid(beta * delta) * (1 - eps) - F.logsigmoid(-beta * delta) * eps
+    if t == "sigmoid":  # label_smoothing is not used (TRL's _compute_loss)
+        return -F.logsigmoid(beta * delta)
     if t == "robust":
         clean = -(1 - eps) * F.logsigmoid(beta * delta)
         flipped = -eps * F.logsigmoid(-beta * delta)
@@ -121,6 +122,17 @@ def model_part():
         {"prompt_ids": [1, 3, 64], "chosen_ids": [12, 2], "rejected_ids": [45, 46, 47, 48, 2]},
         {"prompt_ids": [1, 70, 71, 72, 73, 74, 75], "chosen_ids": [100, 101, 2], "rejected_ids": [100, 107, 2]},
     ]
+    # A fourth pair whose chosen completion is the policy's greedy continuation (then EOS), so that
+    # mean_token_accuracy is not trivially 0 on this random model.
+    prompt = [1, 9, 33, 50]
+    config, weights, _ = ref.load_checkpoint(policy_dir)
+    spec = ref.Spec(config)
+    greedy = []
+    with torch.no_grad():
+        for _ in range(3):
+            ids = torch.tensor([prompt + greedy])
+            greedy.append(int(ref.forward(spec, weights, ids)[0, -1].argmax()))
+    pairs.append({"prompt_ids": prompt, "chosen_ids": greedy + [2], "rejected_ids": [88, 2]})
     input_ids, attention_mask, completion_mask = collate(pairs)
 
     def run(model_dir):
@@ -142,6 +154,13 @@ def model_part():
     logits_rejected = (rejected_logits[rejected_smask.bool()].mean(-1).sum() / rejected_smask.sum()).item()
     chosen_labels = shift_labels.chunk(2, dim=0)[0]
     nll = F.cross_entropy(chosen_logits[chosen_smask.bool()], chosen_labels[chosen_smask.bool()]).item()
+    # entropy: over every completion token, chosen and rejected (TRL's entropy_from_logits, masked mean)
+    logp = shift_logits.log_softmax(-1)
+    per_token_entropy = -(logp.exp() * logp).sum(-1)
+    entropy = ((per_token_entropy * shift_mask).sum() / shift_mask.sum()).item()
+    # mean_token_accuracy: the chosen completions' tokens whose label is the argmax
+    correct = (chosen_logits.argmax(dim=-1) == chosen_labels) & chosen_smask.bool()
+    accuracy = (correct.sum() / chosen_smask.sum()).item()
 
     cases = []
     for cfg in CONFIGS:
@@ -156,6 +175,8 @@ def model_part():
         m.update(metrics(cfg, chosen_logps, rejected_logps, ref_chosen_logps, ref_rejected_logps))
         m["logits/chosen"] = logits_chosen
         m["logits/rejected"] = logits_rejected
+        m["entropy"] = entropy
+        m["mean_token_accuracy"] = accuracy
         cases.append({"config": cfg, "metrics": m})
     return {
         "policy": "llama", "reference": "llama-bias", "pairs": pairs,

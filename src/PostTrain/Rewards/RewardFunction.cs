@@ -15,7 +15,8 @@ public sealed record RewardSample(string Prompt, JsonArray? PromptMessages, stri
 
 /// <summary>
 /// A reward: one score per sample, or null where the function does not apply to a sample (as
-/// TRL's None; such scores are left out of the means). Implementations score a whole batch at
+/// TRL's None; such scores are left out of the means, and a sample that every function leaves
+/// null is unscorable: NaN reward, advantage 0). Implementations score a whole batch at
 /// once so a reward model can batch its forward. A function that cannot score a sample throws;
 /// the trainer reports it with the prompt and never scores it zero.
 /// </summary>

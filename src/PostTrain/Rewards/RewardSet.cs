@@ -1,13 +1,21 @@
 namespace PostTrain.Rewards;
 
-/// <summary>The scores of a batch: each function's (null where it does not apply) and the weighted total.</summary>
-public sealed record RewardScores(double[] Total, double?[][] PerFunction);
+/// <summary>
+/// The scores of a batch: each function's (null where it does not apply) and the weighted total
+/// (NaN for a completion no function scored).
+/// </summary>
+public sealed record RewardScores(double[] Total, double?[][] PerFunction)
+{
+    /// <summary>Completions that every function left unscored (null): their total is NaN.</summary>
+    public int Unscorable => Total.Count(double.IsNaN);
+}
 
 /// <summary>
 /// Several reward functions with weights (--reward-weights, default 1 each): the total of a
-/// sample is the weighted sum of the scores that apply to it, as TRL's nansum over functions
-/// (a sample no function scores totals 0). A function that throws is an error naming it and the
-/// prompt: never a silent 0.
+/// sample is the weighted sum of the scores that apply to it, as TRL's nansum over functions; a
+/// sample no function scores totals NaN (TRL marks it unscorable rather than letting nansum make
+/// it 0: it is left out of the baselines and gets advantage 0). A function that throws is an
+/// error naming it and the prompt: never a silent 0.
 /// </summary>
 public sealed class RewardSet
 {
@@ -48,8 +56,16 @@ public sealed class RewardSet
         }
         var total = new double[samples.Count];
         for (int i = 0; i < samples.Count; i++)
+        {
+            bool scored = false;
             for (int f = 0; f < functions.Count; f++)
-                if (per[f][i] is { } s) total[i] += weights[f] * s;
+                if (per[f][i] is { } s)
+                {
+                    total[i] += weights[f] * s;
+                    scored = true;
+                }
+            if (!scored) total[i] = double.NaN;
+        }
         return new RewardScores(total, per);
     }
 

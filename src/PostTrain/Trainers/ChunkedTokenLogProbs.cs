@@ -7,16 +7,22 @@ namespace PostTrain.Trainers;
 /// so that the full [rows, vocab] logits never exist (SFT's loss is minus their sum, DPO's
 /// sequence log-probabilities their sums per row): forward keeps each row's log-sum-exp,
 /// backward recomputes each chunk's logits for the gradients of the hidden states and the output
-/// weight. The forward pass also records each row's mean logit (over the vocabulary, for DPO's
-/// logits/* metrics) and how many rows' most likely token is the target (SFT's accuracy).
+/// weight. The forward pass also records, without gradient, each row's mean logit (over the
+/// vocabulary, for DPO's logits/* metrics), whether its most likely token is the target
+/// (mean_token_accuracy) and, when asked, the entropy of its distribution (TRL's entropy metric).
 /// </summary>
 public sealed class ChunkedTokenLogProbs : autograd.SingleTensorFunction<ChunkedTokenLogProbs>
 {
     /// <summary>What the forward pass records besides its output (no gradient).</summary>
     public sealed class Stats
     {
+        /// <summary>Also record each row's entropy, −Σ p log p over the vocabulary (one more pass over each chunk's logits).</summary>
+        public bool RecordEntropy { get; init; }
         public float[] MeanLogits = [];
-        public long Correct;
+        /// <summary>Per row: the argmax of the logits is the target.</summary>
+        public bool[] Correct = [];
+        /// <summary>Per row, when <see cref="RecordEntropy"/>; else empty.</summary>
+        public float[] Entropy = [];
     }
 
     public override string Name => nameof(ChunkedTokenLogProbs);
@@ -34,6 +40,8 @@ public sealed class ChunkedTokenLogProbs : autograd.SingleTensorFunction<Chunked
         var lse = empty(rows, dtype: ScalarType.Float32);
         var result = empty(rows, dtype: ScalarType.Float32);
         stats.MeanLogits = new float[rows];
+        stats.Correct = new bool[rows];
+        stats.Entropy = stats.RecordEntropy ? new float[rows] : [];
         using (no_grad())
         {
             for (long start = 0; start < rows; start += chunk)
@@ -45,7 +53,13 @@ public sealed class ChunkedTokenLogProbs : autograd.SingleTensorFunction<Chunked
                 lse.narrow(0, start, n).copy_(rowLse);
                 result.narrow(0, start, n).copy_(logits.gather(1, targets.narrow(0, start, n).unsqueeze(1)).squeeze(1) - rowLse);
                 logits.mean([1]).data<float>().CopyTo(stats.MeanLogits, (int)start);
-                stats.Correct += logits.argmax(1).eq(targets.narrow(0, start, n)).sum().item<long>();
+                logits.argmax(1).eq(targets.narrow(0, start, n)).data<bool>().CopyTo(stats.Correct, (int)start);
+                if (stats.RecordEntropy)
+                {
+                    // In place, as logits are not needed any more: log p = logits − lse; entropy = −Σ p log p.
+                    var logp = logits.sub_(rowLse.unsqueeze(1));
+                    logp.exp().mul_(logp).sum(1).neg_().data<float>().CopyTo(stats.Entropy, (int)start);
+                }
             }
         }
         ctx.save_for_backward([hidden, weight, targets, lse]);

@@ -9,8 +9,8 @@ namespace PostTrain.Trainers;
 /// With Δ = (policy_chosen − ref_chosen) − (policy_rejected − ref_rejected), β and label
 /// smoothing ε:
 /// <list type="bullet">
-/// <item>sigmoid: −(1−ε)·logσ(βΔ) − ε·logσ(−βΔ) (ε = 0 is DPO; ε &gt; 0 conservative DPO)</item>
-/// <item>robust: (−(1−ε)·logσ(βΔ) + ε·logσ(−βΔ)) / (1 − 2ε)</item>
+/// <item>sigmoid: −logσ(βΔ) (TRL's sigmoid has not used ε since its DPO refactor, #3906: conservative DPO is gone)</item>
+/// <item>robust: (−(1−ε)·logσ(βΔ) + ε·logσ(−βΔ)) / (1 − 2ε), the one loss here that uses ε</item>
 /// <item>hinge: relu(1 − βΔ)</item>
 /// <item>ipo: (Δ_c/|c| − Δ_r/|r| − 1/(2β))², each log-ratio divided by its completion's token count</item>
 /// </list>
@@ -29,7 +29,7 @@ public static class DpoLoss
         switch (type)
         {
             case DpoLossType.Sigmoid:
-                return -nn.functional.logsigmoid(beta * delta) * (1 - e) - nn.functional.logsigmoid(-beta * delta) * e;
+                return -nn.functional.logsigmoid(beta * delta);
             case DpoLossType.Robust:
                 return (-nn.functional.logsigmoid(beta * delta) * (1 - e) + nn.functional.logsigmoid(-beta * delta) * e) / (1 - 2 * e);
             case DpoLossType.Hinge:
@@ -63,6 +63,33 @@ public static class DpoLoss
             ["rewards/margins"] = Sum(chosenRewards - rejectedRewards),
             ["logps/chosen"] = Sum(chosenLogps.detach()),
             ["logps/rejected"] = Sum(rejectedLogps.detach()),
+        };
+    }
+
+    /// <summary>
+    /// TRL's token metrics of a micro-batch, from per-token values of its completion tokens (the
+    /// chosen rows' <paramref name="chosenTokens"/> first, then the rejected rows'); each is 0 when
+    /// it has no tokens, as TRL: logits/chosen and logits/rejected (the mean over those tokens of
+    /// the mean logit over the vocabulary), entropy (the mean entropy of the predicted
+    /// distribution over every completion token, chosen and rejected) and mean_token_accuracy
+    /// (the share of the chosen completions' tokens that are the logits' argmax).
+    /// </summary>
+    public static Dictionary<string, double> TokenMetrics(IReadOnlyList<float> meanLogits, IReadOnlyList<bool> correct,
+        IReadOnlyList<float> entropy, int chosenTokens)
+    {
+        static double Mean(IEnumerable<double> values)
+        {
+            double sum = 0;
+            long n = 0;
+            foreach (var v in values) { sum += v; n++; }
+            return n > 0 ? sum / n : 0;
+        }
+        return new Dictionary<string, double>
+        {
+            ["logits/chosen"] = Mean(meanLogits.Take(chosenTokens).Select(v => (double)v)),
+            ["logits/rejected"] = Mean(meanLogits.Skip(chosenTokens).Select(v => (double)v)),
+            ["entropy"] = Mean(entropy.Select(v => (double)v)),
+            ["mean_token_accuracy"] = Mean(correct.Take(chosenTokens).Select(c => c ? 1.0 : 0.0)),
         };
     }
 }

@@ -65,50 +65,64 @@ public sealed class DpoMethod(DpoOptions options, ReferenceModel? reference,
         };
     }
 
+    /// <summary>What <see cref="Score"/> gives: per-row sequence log-probabilities [2B], the completion tokens' log-probabilities [n], and per completion token (no gradient; empty when not asked) the mean logit over the vocabulary, whether the argmax is the target, and the entropy.</summary>
+    sealed record Scored(Tensor SequenceLogps, Tensor TokenLogps, float[] MeanLogits, bool[] Correct, float[] Entropy);
+
     /// <summary>
-    /// Per-row sequence log-probabilities [2B], and the completion tokens' log-probabilities and
-    /// mean logits (over the vocabulary, no gradient) [n]. When the completion tokens' logits
-    /// would exceed <paramref name="bytesLimit"/> they are computed in chunks and never held whole.
+    /// Scores the rows' completion tokens, with the token metrics when <paramref name="metrics"/>
+    /// (the policy's; the reference needs only the sequence log-probabilities). When the completion
+    /// tokens' logits would exceed <paramref name="bytesLimit"/> they are computed in chunks and never held whole.
     /// </summary>
-    static (Tensor SequenceLogps, Tensor MeanLogits, Tensor TokenLogps) Score(CausalLM model, Rows rows, long bytesLimit, long chunkBytes)
+    static Scored Score(CausalLM model, Rows rows, long bytesLimit, long chunkBytes, bool metrics)
     {
         var hidden = model.ForwardHidden(rows.InputIds);
         if (rows.Tokens == 0)
         {
             var none = zeros(2 * rows.Pairs, dtype: ScalarType.Float32) + hidden.sum().to(ScalarType.Float32) * 0;
-            return (none, zeros(0), zeros(0));
+            return new Scored(none, zeros(0), [], [], []);
         }
         var picked = hidden[rows.RowIndex, rows.ColIndex];
         long vocab = model.Config.VocabSize;
-        Tensor tokenLogps, meanLogits;
+        Tensor tokenLogps;
+        float[] meanLogits = [], entropy = [];
+        bool[] correct = [];
         if ((long)rows.Tokens * vocab * 4 > bytesLimit)
         {
-            var stats = new ChunkedTokenLogProbs.Stats();
+            var stats = new ChunkedTokenLogProbs.Stats { RecordEntropy = metrics };
             tokenLogps = ChunkedTokenLogProbs.Apply(picked, model.OutputWeight, rows.Targets, (int)Math.Max(1, chunkBytes / (vocab * 4)), stats);
-            meanLogits = tensor(stats.MeanLogits);
+            if (metrics) (meanLogits, correct, entropy) = (stats.MeanLogits, stats.Correct, stats.Entropy);
         }
         else
         {
-            var logits = model.Logits(picked).to(ScalarType.Float32);                     // [n, vocab]
-            tokenLogps = logits.log_softmax(1).gather(1, rows.Targets.unsqueeze(1)).squeeze(1); // [n]
-            using (no_grad()) meanLogits = logits.detach().mean([1]);
+            var logits = model.Logits(picked).to(ScalarType.Float32);                 // [n, vocab]
+            var logp = logits.log_softmax(1);
+            tokenLogps = logp.gather(1, rows.Targets.unsqueeze(1)).squeeze(1);       // [n]
+            if (metrics)
+                using (no_grad())
+                {
+                    var lp = logp.detach();
+                    meanLogits = logits.detach().mean([1]).data<float>().ToArray();
+                    correct = logits.detach().argmax(1).eq(rows.Targets).data<bool>().ToArray();
+                    entropy = (lp.exp() * lp).sum(1).neg().data<float>().ToArray();
+                }
         }
         // Sum each row's tokens: a [2B, n] 0/1 matrix times the token log-probabilities.
         var owner = zeros(2 * rows.Pairs, rows.Tokens, dtype: ScalarType.Float32);
         owner.index_put_(ones(rows.Tokens, dtype: ScalarType.Float32), rows.RowIndex, arange(rows.Tokens, dtype: ScalarType.Int64));
-        return (owner.matmul(tokenLogps), meanLogits, tokenLogps);
+        return new Scored(owner.matmul(tokenLogps), tokenLogps, meanLogits, correct, entropy);
     }
 
     public override MicroBatchLoss Loss(CausalLM model, IReadOnlyList<PreferencePair> units)
     {
         var rows = Build(units);
         int b = rows.Pairs;
-        var (logps, meanLogits, tokenLogps) = Score(model, rows, logitsBytesLimit, chunkBytes);
+        var scored = Score(model, rows, logitsBytesLimit, chunkBytes, metrics: true);
+        var (logps, tokenLogps) = (scored.SequenceLogps, scored.TokenLogps);
         Tensor refLogps;
         if (units.All(u => u.RefChosenLogp is not null && u.RefRejectedLogp is not null))
             refLogps = tensor(units.Select(u => (float)u.RefChosenLogp!.Value).Concat(units.Select(u => (float)u.RefRejectedLogp!.Value)).ToArray());
         else if (reference is not null)
-            refLogps = reference.Run(model, m => Score(m, rows, logitsBytesLimit, chunkBytes).SequenceLogps);
+            refLogps = reference.Run(model, m => Score(m, rows, logitsBytesLimit, chunkBytes, metrics: false).SequenceLogps);
         else
             throw new InvalidOperationException("DPO needs a reference model or precomputed reference log-probabilities");
 
@@ -122,17 +136,10 @@ public sealed class DpoMethod(DpoOptions options, ReferenceModel? reference,
             options.LossType, options.Beta, options.LabelSmoothing).sum();
 
         var metrics = DpoLoss.PairMetricSums(chosen, rejected, refChosen, refRejected, options.Beta);
-        // logits/chosen and logits/rejected: the mean logit (over the vocabulary) of the micro-batch's
-        // completion tokens, averaged over those tokens as TRL does; weighted by the pairs here.
-        using (no_grad())
-        {
-            int rejectedTokens = rows.Tokens - rows.ChosenTokens;
-            var meanLogit = meanLogits.to(ScalarType.Float64);
-            double chosenSum = rows.ChosenTokens > 0 ? meanLogit.narrow(0, 0, rows.ChosenTokens).sum().item<double>() : 0;
-            double rejectedSum = rejectedTokens > 0 ? meanLogit.narrow(0, rows.ChosenTokens, rejectedTokens).sum().item<double>() : 0;
-            metrics["logits/chosen"] = rows.ChosenTokens > 0 ? chosenSum / rows.ChosenTokens * b : 0;
-            metrics["logits/rejected"] = rejectedTokens > 0 ? rejectedSum / rejectedTokens * b : 0;
-        }
+        // TRL's token metrics are means over the micro-batch's completion tokens; the loop divides
+        // sums by the step's pairs, so each is weighted by the micro-batch's pairs here.
+        foreach (var (key, value) in DpoLoss.TokenMetrics(scored.MeanLogits, scored.Correct, scored.Entropy, rows.ChosenTokens))
+            metrics[key] = value * b;
         if (options.RpoAlpha is { } alpha)
         {
             // RPO: the chosen completions' token-mean NLL over the micro-batch, added to the pair-mean loss.
@@ -156,7 +163,7 @@ public sealed class DpoMethod(DpoOptions options, ReferenceModel? reference,
             using var scope = NewDisposeScope();
             var batch = pairs.Skip(i).Take(batchSize).ToArray();
             var rows = Build(batch);
-            var logps = reference.Run(policy, m => Score(m, rows, logitsBytesLimit, chunkBytes).SequenceLogps).to(ScalarType.Float64).data<double>().ToArray();
+            var logps = reference.Run(policy, m => Score(m, rows, logitsBytesLimit, chunkBytes, metrics: false).SequenceLogps).to(ScalarType.Float64).data<double>().ToArray();
             for (int k = 0; k < batch.Length; k++)
                 result[i + k] = batch[k] with { RefChosenLogp = logps[k], RefRejectedLogp = logps[batch.Length + k] };
         }

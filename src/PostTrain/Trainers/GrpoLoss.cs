@@ -10,61 +10,120 @@ using static TorchSharp.torch;
 namespace PostTrain.Trainers;
 
 /// <summary>
-/// The arithmetic of GRPO and RLOO as TRL defines it: advantages from grouped rewards, the
-/// clipped token surrogate with an optional k3 KL penalty, and the loss types' normalisations.
-/// Rewards come ordered by prompt, G samples each.
+/// The arithmetic of GRPO and RLOO as TRL defines it: advantages from grouped rewards (NaN for
+/// a completion no reward function scored), the clipped token surrogate with an optional k3 KL
+/// penalty, the loss types' normalisations, and the logged statistics. Rewards come ordered by
+/// prompt, G samples each.
 /// </summary>
 public static class GrpoLoss
 {
     /// <summary>
     /// GRPO: reward minus its group's mean, divided by (std + 1e-4) of the group (scale "group"),
-    /// of the whole batch ("batch"), or not at all ("none"); std is torch's unbiased std.
-    /// Also returns each group's std (for reward_std and frac_reward_zero_std).
+    /// of the whole batch ("batch"), or not at all ("none"); std is torch's unbiased std. NaN
+    /// rewards (completions no reward function scored) are left out of the means and stds (TRL's
+    /// nanmean and nanstd; a std of fewer than two rewards is NaN) and every NaN advantage becomes
+    /// 0 (TRL's nan_to_num): an unscorable completion, or a group with one scorable completion,
+    /// moves nothing. Also returns, per group, the std TRL checks for frac_reward_zero_std: the
+    /// group's, or with batch scaling the batch's.
     /// </summary>
-    public static (double[] Advantages, double[] GroupStd) GroupAdvantages(IReadOnlyList<double> rewards, int g, ScaleRewards scale)
+    public static (double[] Advantages, double[] Std) GroupAdvantages(IReadOnlyList<double> rewards, int g, ScaleRewards scale)
     {
         int groups = rewards.Count / g;
         var advantages = new double[rewards.Count];
-        var groupStd = new double[groups];
-        double batchStd = Std(rewards, 0, rewards.Count);
+        var stds = new double[groups];
+        double batchStd = NanStd(rewards, 0, rewards.Count);
         for (int p = 0; p < groups; p++)
         {
-            double mean = 0;
-            for (int j = 0; j < g; j++) mean += rewards[p * g + j];
-            mean /= g;
-            groupStd[p] = Std(rewards, p * g, g);
-            double divisor = scale switch { ScaleRewards.Group => groupStd[p] + 1e-4, ScaleRewards.Batch => batchStd + 1e-4, _ => 1 };
-            for (int j = 0; j < g; j++) advantages[p * g + j] = (rewards[p * g + j] - mean) / divisor;
+            double mean = NanMean(rewards, p * g, g);
+            stds[p] = scale == ScaleRewards.Batch ? batchStd : NanStd(rewards, p * g, g);
+            double divisor = scale == ScaleRewards.None ? 1 : stds[p] + 1e-4;
+            for (int j = 0; j < g; j++)
+            {
+                double a = (rewards[p * g + j] - mean) / divisor;
+                advantages[p * g + j] = double.IsNaN(a) ? 0 : a;
+            }
         }
-        return (advantages, groupStd);
+        return (advantages, stds);
     }
 
-    /// <summary>RLOO: each reward minus the mean of the other G-1 rewards of its prompt.</summary>
+    /// <summary>
+    /// RLOO: each reward minus the mean of the other rewards of its prompt. NaN rewards are left
+    /// out of the baseline (TRL: nansum of the others over the scorable count − 1) and get
+    /// advantage 0, as does a prompt's only scorable completion (0/0).
+    /// </summary>
     public static double[] LeaveOneOutAdvantages(IReadOnlyList<double> rewards, int g)
     {
         var advantages = new double[rewards.Count];
         for (int p = 0; p < rewards.Count / g; p++)
         {
             double sum = 0;
-            for (int j = 0; j < g; j++) sum += rewards[p * g + j];
+            int count = 0;
+            for (int j = 0; j < g; j++)
+                if (!double.IsNaN(rewards[p * g + j])) { sum += rewards[p * g + j]; count++; }
             for (int j = 0; j < g; j++)
             {
                 double r = rewards[p * g + j];
-                advantages[p * g + j] = r - (sum - r) / (g - 1);
+                double a = r - (sum - r) / (count - 1);
+                advantages[p * g + j] = double.IsNaN(a) ? 0 : a;
             }
         }
         return advantages;
     }
 
-    static double Std(IReadOnlyList<double> x, int start, int n)
+    /// <summary>The mean of the values that are not NaN (NaN when none is).</summary>
+    public static double NanMean(IReadOnlyList<double> x, int start, int n)
     {
-        if (n < 2) return 0;
-        double mean = 0;
-        for (int i = 0; i < n; i++) mean += x[start + i];
-        mean /= n;
+        double sum = 0;
+        int count = 0;
+        for (int i = 0; i < n; i++)
+            if (!double.IsNaN(x[start + i])) { sum += x[start + i]; count++; }
+        return count > 0 ? sum / count : double.NaN;
+    }
+
+    /// <summary>TRL's nanstd: the unbiased std of the values that are not NaN (NaN when fewer than two are).</summary>
+    public static double NanStd(IReadOnlyList<double> x, int start, int n)
+    {
+        double mean = NanMean(x, start, n);
         double ss = 0;
-        for (int i = 0; i < n; i++) ss += (x[start + i] - mean) * (x[start + i] - mean);
-        return Math.Sqrt(ss / (n - 1));
+        int count = 0;
+        for (int i = 0; i < n; i++)
+            if (!double.IsNaN(x[start + i])) { ss += (x[start + i] - mean) * (x[start + i] - mean); count++; }
+        return count > 1 ? Math.Sqrt(ss / (count - 1)) : double.NaN;
+    }
+
+    /// <summary>
+    /// TRL's statistics of one generation batch (GRPOTrainer and RLOOTrainer,
+    /// _generate_and_score_completions), each name after <paramref name="prefix"/>:
+    /// reward and reward_std (nanmean and nanstd of the weighted totals: unscorable completions,
+    /// NaN, left out), rewards/NAME/mean and rewards/NAME/std (each function over the completions
+    /// it scored; NaN when it scored none), frac_reward_zero_std (the share of
+    /// <paramref name="groupStd"/> within 1e-8 of 0, torch.isclose; NaN is not), and
+    /// completions/mean_length, min_length, max_length (tokens, EOS included),
+    /// clipped_ratio (the share cut at the length limit) and mean_terminated_length,
+    /// min_terminated_length, max_terminated_length (over the completions that ended; 0 when none did).
+    /// </summary>
+    public static Dictionary<string, double> RolloutMetrics(IReadOnlyList<string> names, RewardScores scores, IReadOnlyList<double> groupStd,
+        IReadOnlyList<int> lengths, IReadOnlyList<bool> truncated, string prefix = "")
+    {
+        var m = new Dictionary<string, double>();
+        for (int f = 0; f < names.Count; f++)
+        {
+            var scored = scores.PerFunction[f].Select(v => v ?? double.NaN).ToArray();
+            m[$"{prefix}rewards/{names[f]}/mean"] = NanMean(scored, 0, scored.Length);
+            m[$"{prefix}rewards/{names[f]}/std"] = NanStd(scored, 0, scored.Length);
+        }
+        m[prefix + "reward"] = NanMean(scores.Total, 0, scores.Total.Length);
+        m[prefix + "reward_std"] = NanStd(scores.Total, 0, scores.Total.Length);
+        m[prefix + "frac_reward_zero_std"] = groupStd.Count == 0 ? double.NaN : groupStd.Count(s => Math.Abs(s) <= 1e-8) / (double)groupStd.Count;
+        m[prefix + "completions/mean_length"] = lengths.Average();
+        m[prefix + "completions/min_length"] = lengths.Min();
+        m[prefix + "completions/max_length"] = lengths.Max();
+        m[prefix + "completions/clipped_ratio"] = truncated.Count(t => t) / (double)truncated.Count;
+        var terminated = lengths.Where((_, i) => !truncated[i]).DefaultIfEmpty(0).ToList();
+        m[prefix + "completions/mean_terminated_length"] = terminated.Average();
+        m[prefix + "completions/min_terminated_length"] = terminated.Min();
+        m[prefix + "completions/max_terminated_length"] = terminated.Max();
+        return m;
     }
 
     /// <summary>Per-token terms: the loss and the clipping indicators (and the KL when beta &gt; 0).</summary>
@@ -115,6 +174,27 @@ public static class GrpoLoss
             default:
                 return tokenLoss.sum();
         }
+    }
+
+    /// <summary>
+    /// Per sequence that has tokens, the mean over its tokens of each column of
+    /// <paramref name="tokenValues"/> [tokens, k] (no gradient); sequences without tokens are left out
+    /// (TRL's masked mean is NaN there, and nanmin and nanmax skip it).
+    /// </summary>
+    public static List<double[]> SequenceMeans(Tensor tokenValues, Tensor sequenceOfToken, int sequences)
+    {
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var values = tokenValues.detach().to(ScalarType.Float64);
+        long k = values.shape[1];
+        var sums = zeros(sequences, k, dtype: ScalarType.Float64).index_add(0, sequenceOfToken, values, 1).data<double>().ToArray();
+        var counts = zeros(sequences, dtype: ScalarType.Float64).index_add(0, sequenceOfToken, ones(values.shape[0], dtype: ScalarType.Float64), 1)
+            .data<double>().ToArray();
+        var result = new List<double[]>();
+        for (int i = 0; i < sequences; i++)
+            if (counts[i] > 0)
+                result.Add(Enumerable.Range(0, (int)k).Select(j => sums[i * k + j] / counts[i]).ToArray());
+        return result;
     }
 
     /// <summary>The normaliser's share of a micro-batch for <see cref="LossSum"/>.</summary>

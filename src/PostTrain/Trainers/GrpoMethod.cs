@@ -27,15 +27,14 @@ public sealed class GrpoMethod : TrainingMethod<PromptUnit>
     readonly string? completionsLog;
     readonly Dictionary<string, Rollout> rollouts = new();
     int rolloutDataStep = -1;
+    Dictionary<string, double> rolloutMetrics = new();
 
     /// <summary>Sampled completions of a micro-batch with everything its loss needs.</summary>
     sealed class Rollout
     {
         public required int[][] Prompts, Completions;
         public required bool[] Truncated;
-        public required double[] Advantages, Rewards;
-        public required double?[][] PerFunction;
-        public required double[] GroupStd;
+        public required double[] Advantages, Rewards; // Rewards: NaN where no function scored the completion
         public float[]? OldLogps, RefLogps; // per trained token, in row order
         public long Tokens;
     }
@@ -114,7 +113,6 @@ public sealed class GrpoMethod : TrainingMethod<PromptUnit>
             {
                 int n = units.Count * g;
                 var total = scores.Total.Skip(offset).Take(n).ToArray();
-                var per = scores.PerFunction.Select(f => f.Skip(offset).Take(n).ToArray()).ToArray();
                 var flat = completions.SelectMany(c => c).ToArray();
                 var rollout = new Rollout
                 {
@@ -122,15 +120,16 @@ public sealed class GrpoMethod : TrainingMethod<PromptUnit>
                     Completions = flat.Select(c => c.TokenIds).ToArray(),
                     Truncated = flat.Select(c => c.FinishReason == "length").ToArray(),
                     Rewards = total,
-                    PerFunction = per,
                     Advantages = [],
-                    GroupStd = [],
                 };
                 rollout.Tokens = Enumerable.Range(0, n).Where(i => !Masked(rollout, i)).Sum(i => (long)rollout.Completions[i].Length);
                 built.Add(rollout);
                 offset += n;
             }
-            ComputeAdvantages(model, built);
+            var groupStd = ComputeAdvantages(model, built);
+            rolloutMetrics = GrpoLoss.RolloutMetrics(rewards.Names, scores, groupStd,
+                built.SelectMany(b => b.Completions.Select(c => c.Length)).ToList(), built.SelectMany(b => b.Truncated).ToList());
+            WarnUnscorable($"step {step + 1}", samples, scores);
             for (int k = 0; k < built.Count; k++) rollouts[Key(sampled[k].Units)] = built[k];
             if (completionsLog is not null && options.LogCompletionsSteps > 0 && step % options.LogCompletionsSteps == 0)
                 LogCompletions(step, samples, scores, built.SelectMany(b => b.Advantages).ToArray());
@@ -143,8 +142,10 @@ public sealed class GrpoMethod : TrainingMethod<PromptUnit>
 
     /// <summary>
     /// Held-out prompts (--eval-data) sampled at --eval-temperature (0: greedy),
-    /// --eval-num-generations each, and scored with the run's rewards: eval_reward (the weighted
-    /// total's mean), eval_rewards/NAME/mean, eval_completions/mean_length.
+    /// --eval-num-generations each, and scored with the run's rewards: TRL's rollout statistics
+    /// (<see cref="GrpoLoss.RolloutMetrics"/>) prefixed eval_: eval_reward, eval_reward_std,
+    /// eval_rewards/NAME/mean and /std, eval_frac_reward_zero_std (each prompt's group; 1 with one
+    /// completion per prompt, as TRL), eval_completions/*.
     /// </summary>
     public Dictionary<string, double> EvaluatePrompts(CausalLM model, IReadOnlyList<PromptUnit> units)
     {
@@ -158,13 +159,12 @@ public sealed class GrpoMethod : TrainingMethod<PromptUnit>
         var completions = engine.Generate(units.Select(u => u.Ids).ToList(), sampling);
         var samples = Samples(units, completions).ToList();
         var scores = rewards.Score(samples);
-        var metrics = new Dictionary<string, double>
-        {
-            ["eval_reward"] = scores.Total.Average(),
-            ["eval_completions/mean_length"] = completions.SelectMany(c => c).Average(c => c.TokenIds.Length),
-        };
-        AddFunctionMeans(metrics, "eval_rewards", scores.PerFunction);
-        return metrics;
+        WarnUnscorable("evaluation", samples, scores);
+        var flat = completions.SelectMany(c => c).ToList();
+        var scale = options.Algorithm == OnlineAlgorithm.Grpo ? options.ScaleRewards : ScaleRewards.None;
+        var groupStd = n > 1 ? GrpoLoss.GroupAdvantages(scores.Total, n, scale).Std : new double[units.Count];
+        return GrpoLoss.RolloutMetrics(rewards.Names, scores, groupStd, flat.Select(c => c.TokenIds.Length).ToList(),
+            flat.Select(c => c.FinishReason == "length").ToList(), prefix: "eval_");
     }
 
     /// <summary>Each prompt's completions as the rewards see them (text decoded when the engine gave none).</summary>
@@ -172,20 +172,15 @@ public sealed class GrpoMethod : TrainingMethod<PromptUnit>
         units.SelectMany((u, i) => completions[i].Select(c => new RewardSample(
             u.Text, u.Example.Messages, c.Text ?? decode?.Invoke(c.TokenIds) ?? "", c.TokenIds, u.Example.Row)));
 
-    /// <summary>PREFIX/NAME/mean per reward function, over the completions it applied to (NaN when none).</summary>
-    void AddFunctionMeans(Dictionary<string, double> metrics, string prefix, double?[][] perFunction)
-    {
-        var names = rewards.Names;
-        for (int f = 0; f < names.Count; f++)
-        {
-            var applied = perFunction[f].Where(v => v is not null).Select(v => v!.Value).ToList();
-            metrics[$"{prefix}/{names[f]}/mean"] = applied.Count > 0 ? applied.Average() : double.NaN;
-        }
-    }
-
     bool Masked(Rollout r, int i) => options.MaskTruncatedCompletions && r.Truncated[i];
 
-    void ComputeAdvantages(CausalLM model, List<Rollout> built)
+    /// <summary>
+    /// Sets each rollout's advantages (and old and reference log-probabilities where needed) and
+    /// returns, per group of the step, the std TRL compares with 0 for frac_reward_zero_std
+    /// (GRPO: of the rewards, the group's or with batch scaling the batch's; RLOO: of the rewards
+    /// after the KL penalty).
+    /// </summary>
+    double[] ComputeAdvantages(CausalLM model, List<Rollout> built)
     {
         int g = options.NumGenerations;
         double beta = options.EffectiveBeta;
@@ -206,12 +201,12 @@ public sealed class GrpoMethod : TrainingMethod<PromptUnit>
             foreach (var r in built)
             {
                 r.Advantages = advantages.Skip(offset).Take(r.Rewards.Length).ToArray();
-                r.GroupStd = groupStd.Skip(offset / g).Take(r.Rewards.Length / g).ToArray();
                 offset += r.Rewards.Length;
             }
-            return;
+            return groupStd;
         }
         // RLOO (TRL's RLOOTrainer): the sequence KL to the reference is taken from the reward.
+        var stds = new List<double>();
         foreach (var r in built)
         {
             var shaped = r.Rewards.ToArray();
@@ -227,9 +222,27 @@ public sealed class GrpoMethod : TrainingMethod<PromptUnit>
                 }
             }
             r.Advantages = GrpoLoss.LeaveOneOutAdvantages(shaped, g);
-            r.GroupStd = GrpoLoss.GroupAdvantages(r.Rewards, g, ScaleRewards.None).GroupStd;
+            stds.AddRange(GrpoLoss.GroupAdvantages(shaped, g, ScaleRewards.None).Std);
         }
+        return stds.ToArray();
     }
+
+    /// <summary>
+    /// TRL warns when every reward function returned None for a completion; here once per sampled
+    /// batch (<paramref name="when"/>: the step it is for, or the evaluation), with the count and
+    /// the first such prompt and completion.
+    /// </summary>
+    void WarnUnscorable(string when, List<RewardSample> samples, RewardScores scores)
+    {
+        int count = scores.Unscorable;
+        if (count == 0) return;
+        int first = Array.FindIndex(scores.Total, double.IsNaN);
+        Log.WriteLine($"Warning: {when}: every reward function returned null for {count} of {samples.Count} completions " +
+                      $"(reward NaN, left out of the baselines, advantage 0), e.g. prompt \"{Shorten(samples[first].Prompt)}\", " +
+                      $"completion \"{Shorten(samples[first].Completion)}\"; make sure at least one reward function scores every completion");
+    }
+
+    static string Shorten(string s) => s.Length <= 80 ? s : s[..77] + "...";
 
     /// <summary>A micro-batch's rows (prompt + completion, right-padded) and its trained tokens.</summary>
     sealed class Rows
@@ -270,25 +283,19 @@ public sealed class GrpoMethod : TrainingMethod<PromptUnit>
         }
     }
 
-    /// <summary>Log-probabilities of the trained tokens under logits / temperature (chunked: the [tokens, vocab] logits never exist whole), and their entropies.</summary>
-    (Tensor Logps, Tensor Entropy) Score(CausalLM model, Rows rows, bool entropy = false)
+    /// <summary>
+    /// Log-probabilities of the trained tokens under logits / temperature (chunked: the [tokens,
+    /// vocab] logits never exist whole) and, when asked, their entropies (no gradient), recorded
+    /// from the same chunks of logits.
+    /// </summary>
+    (Tensor Logps, float[] Entropy) Score(CausalLM model, Rows rows, bool entropy = false)
     {
         var hidden = model.ForwardHidden(rows.InputIds);
         var picked = hidden[rows.RowIndex, rows.ColIndex] / options.Temperature;
-        var weight = model.OutputWeight;
         int chunk = (int)Math.Max(1, (256L << 20) / (model.Config.VocabSize * 4L));
-        var logps = ChunkedTokenLogProbs.Apply(picked, weight, rows.Targets, chunk, new ChunkedTokenLogProbs.Stats());
-        if (!entropy) return (logps, zeros(0));
-        var ent = empty(rows.Tokens, dtype: ScalarType.Float32);
-        using (no_grad())
-            for (long start = 0; start < rows.Tokens; start += chunk)
-            {
-                using var scope = NewDisposeScope();
-                long n = Math.Min(chunk, rows.Tokens - start);
-                var lp = picked.narrow(0, start, n).matmul(weight.t()).to(ScalarType.Float32).log_softmax(1);
-                ent.narrow(0, start, n).copy_(-(lp.exp() * lp).sum(1));
-            }
-        return (logps, ent);
+        var stats = new ChunkedTokenLogProbs.Stats { RecordEntropy = entropy };
+        var logps = ChunkedTokenLogProbs.Apply(picked, model.OutputWeight, rows.Targets, chunk, stats);
+        return (logps, stats.Entropy);
     }
 
     public override MicroBatchLoss Loss(CausalLM model, IReadOnlyList<PromptUnit> units)
@@ -296,11 +303,10 @@ public sealed class GrpoMethod : TrainingMethod<PromptUnit>
         var r = Get(units);
         var rows = Rows.Build(r, this);
         long items = CountItems(units);
-        var metrics = RewardMetrics(r);
         if (rows.Tokens == 0)
         {
             var none = model.ForwardHidden(rows.InputIds).sum() * 0;
-            return new MicroBatchLoss(none, Scale(metrics, items));
+            return new MicroBatchLoss(none, new Dictionary<string, double>());
         }
         var (logps, entropy) = Score(model, rows, entropy: true);
         var old = r.OldLogps is null ? logps.detach() : tensor(r.OldLogps);
@@ -309,36 +315,31 @@ public sealed class GrpoMethod : TrainingMethod<PromptUnit>
         double beta = options.Algorithm == OnlineAlgorithm.Grpo ? options.EffectiveBeta : 0;
         var terms = GrpoLoss.TokenLoss(logps, old, refLogps, advantages, options.Epsilon, options.EffectiveEpsilonHigh, beta);
         var loss = GrpoLoss.LossSum(terms.Loss, rows.SequenceOfToken, r.Completions.Length, options.LossType);
+        var metrics = new Dictionary<string, double>();
         using (no_grad())
         {
             double Mean(Tensor t) => t.to(ScalarType.Float64).mean().item<double>();
             metrics["clip_ratio/low_mean"] = Mean(terms.LowClipped);
             metrics["clip_ratio/high_mean"] = Mean(terms.HighClipped);
             metrics["clip_ratio/region_mean"] = Mean(terms.LowClipped.logical_or(terms.HighClipped).to(ScalarType.Float32));
-            metrics["entropy"] = Mean(entropy);
+            // TRL: the smallest (largest) share of a completion's tokens clipped low (high), over the completions with tokens.
+            var perSequence = GrpoLoss.SequenceMeans(stack([terms.LowClipped, terms.HighClipped], 1), rows.SequenceOfToken, r.Completions.Length);
+            metrics["clip_ratio/low_min"] = perSequence.Min(x => x[0]);
+            metrics["clip_ratio/high_max"] = perSequence.Max(x => x[1]);
+            metrics["entropy"] = entropy.Average(e => (double)e);
             if (terms.Kl is not null) metrics["kl"] = Mean(terms.Kl);
             else if (options.Algorithm == OnlineAlgorithm.Rloo && r.RefLogps is not null) metrics["kl"] = Mean(old - tensor(r.RefLogps));
         }
-        return new MicroBatchLoss(loss, Scale(metrics, items));
+        // The loop divides metric sums by the step's items: weight each micro-batch mean by its items.
+        return new MicroBatchLoss(loss, metrics.ToDictionary(kv => kv.Key, kv => kv.Value * items));
     }
 
-    // The loop divides metric sums by the step's items: weight each micro-batch mean by its items.
-    static Dictionary<string, double> Scale(Dictionary<string, double> means, long items) =>
-        means.ToDictionary(kv => kv.Key, kv => kv.Value * items);
-
-    Dictionary<string, double> RewardMetrics(Rollout r)
-    {
-        var m = new Dictionary<string, double>
-        {
-            ["reward"] = r.Rewards.Average(),
-            ["reward_std"] = r.GroupStd.Average(),
-            ["frac_reward_zero_std"] = r.GroupStd.Count(s => s < 1e-8) / (double)r.GroupStd.Length,
-            ["completions/mean_length"] = r.Completions.Average(c => c.Length),
-            ["completions/clipped_ratio"] = r.Truncated.Count(t => t) / (double)r.Truncated.Length,
-        };
-        AddFunctionMeans(m, "rewards", r.PerFunction);
-        return m;
-    }
+    /// <summary>
+    /// The statistics of the completions sampled for this step (<see cref="GrpoLoss.RolloutMetrics"/>),
+    /// as TRL logs them once per generation batch; each of the --num-iterations steps on that
+    /// batch reports them.
+    /// </summary>
+    public override IReadOnlyDictionary<string, double> StepMetrics(int step) => rolloutMetrics;
 
     void LogCompletions(int step, List<RewardSample> samples, RewardScores scores, double[] advantages)
     {
@@ -353,7 +354,7 @@ public sealed class GrpoMethod : TrainingMethod<PromptUnit>
                 ["step"] = step,
                 ["prompt"] = samples[i].Prompt,
                 ["completion"] = samples[i].Completion,
-                ["reward"] = scores.Total[i],
+                ["reward"] = double.IsNaN(scores.Total[i]) ? null : scores.Total[i],
                 ["rewards"] = per,
                 ["advantage"] = advantages[i],
             }.ToJsonString(new JsonSerializerOptions { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }));

@@ -22,6 +22,17 @@ public sealed class SftMethod(long logitsBytesLimit = SftMethod.DefaultLogitsByt
 
     public override long CountTokens(IReadOnlyList<TokenizedSequence> units) => units.Sum(u => (long)u.Length);
 
+    /// <summary>
+    /// TRL's SFTTrainer metrics as sums over the trained tokens (the loop divides by the step's
+    /// trained tokens): mean_token_accuracy (the logits' argmax is the target) and entropy (of the
+    /// predicted distribution, in nats), both without gradient.
+    /// </summary>
+    static Dictionary<string, double> TokenMetricSums(double correct, double entropy) => new()
+    {
+        ["mean_token_accuracy"] = correct,
+        ["entropy"] = entropy,
+    };
+
     public override MicroBatchLoss Loss(CausalLM model, IReadOnlyList<TokenizedSequence> units)
     {
         int rows = units.Count, width = units.Max(u => u.Length);
@@ -59,18 +70,19 @@ public sealed class SftMethod(long logitsBytesLimit = SftMethod.DefaultLogitsByt
         if (logitsBytes > logitsBytesLimit)
         {
             int chunk = (int)Math.Max(1, chunkBytes / (model.Config.VocabSize * 4L));
-            var stats = new ChunkedTokenLogProbs.Stats();
+            var stats = new ChunkedTokenLogProbs.Stats { RecordEntropy = true };
             var chunked = -ChunkedTokenLogProbs.Apply(picked, model.OutputWeight, target, chunk, stats).sum();
-            return new MicroBatchLoss(chunked, new Dictionary<string, double> { ["mean_token_accuracy"] = stats.Correct });
+            return new MicroBatchLoss(chunked, TokenMetricSums(stats.Correct.Count(c => c), stats.Entropy.Sum(e => (double)e)));
         }
         var logits = model.Logits(picked).to(ScalarType.Float32);
         var loss = nn.functional.cross_entropy(logits, target, reduction: nn.Reduction.Sum);
-        double correct;
+        double correct, entropy;
         using (no_grad())
-            correct = logits.argmax(1).eq(target).sum().item<long>();
-        return new MicroBatchLoss(loss, new Dictionary<string, double>
         {
-            ["mean_token_accuracy"] = correct,
-        });
+            correct = logits.argmax(1).eq(target).sum().item<long>();
+            var logp = logits.detach().log_softmax(1);
+            entropy = -(logp.exp() * logp).sum(1).to(ScalarType.Float64).sum().item<double>();
+        }
+        return new MicroBatchLoss(loss, TokenMetricSums(correct, entropy));
     }
 }

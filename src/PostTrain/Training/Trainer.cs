@@ -111,6 +111,7 @@ public sealed class Trainer<TUnit>
             console.WriteLine($"Resumed from {resumeFrom} at step {start}/{total}");
         }
         var log = new RunLog(outputDir, console, keepUpToStep: resumeFrom is null ? null : start);
+        method.Log = console;
         console.WriteLine($"Training {train.Count} units: {MicroBatchesPerEpoch} micro-batches of {options.UnitsPerMicroBatch} per epoch, " +
                           $"{StepsPerEpoch} steps per epoch, {total} steps, {CountTrainable()} trainable parameters");
 
@@ -150,7 +151,7 @@ public sealed class Trainer<TUnit>
                 optimizer.ZeroGrad();
             }
 
-            window.Add(lossSum, items, metricSums);
+            window.Add(lossSum, items, metricSums, method.StepMetrics(step));
             lastLoss = items > 0 ? lossSum / items : double.NaN;
             int done = step + 1;
             double epoch = (double)done / StepsPerEpoch;
@@ -349,7 +350,8 @@ public sealed class Trainer<TUnit>
     /// <summary>
     /// Per-step values since the last log line, averaged over steps when logged (as
     /// transformers averages the step losses); saved in checkpoints so a resumed run logs the
-    /// same averages as an uninterrupted one.
+    /// same averages as an uninterrupted one. A metric's NaN steps are left out of its average
+    /// (NaN when every step was NaN), as TRL's trainers filter NaN before averaging.
     /// </summary>
     sealed class LogWindow
     {
@@ -358,19 +360,31 @@ public sealed class Trainer<TUnit>
         public long Tokens;
         public double StartSeconds;
         public Dictionary<string, double> MetricSums = new();
+        /// <summary>Per metric: the steps whose value was not NaN.</summary>
+        public Dictionary<string, int> MetricCounts = new();
 
-        public void Add(double stepLossSum, long items, Dictionary<string, double> metricSums)
+        public void Add(double stepLossSum, long items, Dictionary<string, double> metricSums, IReadOnlyDictionary<string, double> stepMetrics)
         {
             Steps++;
             long n = Math.Max(1, items);
             LossSum += stepLossSum / n;
-            foreach (var (k, v) in metricSums) MetricSums[k] = MetricSums.GetValueOrDefault(k) + v / n;
+            foreach (var (k, v) in metricSums) AddMetric(k, v / n);
+            foreach (var (k, v) in stepMetrics) AddMetric(k, v);
+        }
+
+        void AddMetric(string key, double value)
+        {
+            MetricSums.TryAdd(key, 0);
+            MetricCounts.TryAdd(key, 0);
+            if (double.IsNaN(value)) return;
+            MetricSums[key] += value;
+            MetricCounts[key]++;
         }
 
         public Dictionary<string, double> Metrics()
         {
             var m = new Dictionary<string, double> { ["loss"] = LossSum / Math.Max(1, Steps) };
-            foreach (var (k, v) in MetricSums) m[k] = v / Math.Max(1, Steps);
+            foreach (var (k, v) in MetricSums) m[k] = MetricCounts[k] > 0 ? v / MetricCounts[k] : double.NaN;
             return m;
         }
 
@@ -380,14 +394,22 @@ public sealed class Trainer<TUnit>
             ["loss_sum"] = LossSum.ToString("R", CultureInfo.InvariantCulture),
             ["metric_sums"] = new JsonObject(MetricSums.Select(kv =>
                 new KeyValuePair<string, JsonNode?>(kv.Key, kv.Value.ToString("R", CultureInfo.InvariantCulture)))),
+            ["metric_counts"] = new JsonObject(MetricCounts.Select(kv => new KeyValuePair<string, JsonNode?>(kv.Key, kv.Value))),
         };
 
-        public static LogWindow FromJson(JsonObject o) => new()
+        public static LogWindow FromJson(JsonObject o)
         {
-            Steps = o["steps"]!.GetValue<int>(),
-            LossSum = double.Parse(o["loss_sum"]!.GetValue<string>(), CultureInfo.InvariantCulture),
-            MetricSums = o["metric_sums"]!.AsObject().ToDictionary(kv => kv.Key,
-                kv => double.Parse(kv.Value!.GetValue<string>(), CultureInfo.InvariantCulture)),
-        };
+            var window = new LogWindow
+            {
+                Steps = o["steps"]!.GetValue<int>(),
+                LossSum = double.Parse(o["loss_sum"]!.GetValue<string>(), CultureInfo.InvariantCulture),
+                MetricSums = o["metric_sums"]!.AsObject().ToDictionary(kv => kv.Key,
+                    kv => double.Parse(kv.Value!.GetValue<string>(), CultureInfo.InvariantCulture)),
+            };
+            // Checkpoints written before metric_counts: every step counted.
+            var counts = o["metric_counts"]?.AsObject();
+            window.MetricCounts = window.MetricSums.Keys.ToDictionary(k => k, k => counts?[k]?.GetValue<int>() ?? window.Steps);
+            return window;
+        }
     }
 }

@@ -38,4 +38,17 @@ public abstract class TrainingMethod<TUnit>
 
     /// <summary>Summed loss of a micro-batch, with autograd; runs inside the loop's dispose scope.</summary>
     public abstract MicroBatchLoss Loss(CausalLM model, IReadOnlyList<TUnit> units);
+
+    /// <summary>
+    /// Metrics of the step as a whole, called after its micro-batches: values logged as they are
+    /// (not divided by items), e.g. online RL's statistics of the rewards and completions sampled
+    /// for the step, which TRL computes over the whole generation batch. NaN where a value is
+    /// undefined: the log leaves it out of the average over logged steps, as TRL does.
+    /// </summary>
+    public virtual IReadOnlyDictionary<string, double> StepMetrics(int step) => NoMetrics;
+
+    static readonly Dictionary<string, double> NoMetrics = new();
+
+    /// <summary>Where the method reports warnings during training (the loop's console once training starts).</summary>
+    public TextWriter Log { get; set; } = TextWriter.Null;
 }

@@ -71,11 +71,26 @@ public class DpoLossTests(ITestOutputHelper output)
         double Loss(DpoLossType type, double beta, double eps = 0) =>
             DpoLoss.PerPair(One(-1), One(-3), One(-2), One(-2), lengths, lengths, type, beta, eps).item<double>();
         Assert.Equal(Math.Log(1 + Math.Exp(-0.2)), Loss(DpoLossType.Sigmoid, 0.1), 1e-12);
-        Assert.Equal(0.9 * Math.Log(1 + Math.Exp(-0.2)) + 0.1 * Math.Log(1 + Math.Exp(0.2)), Loss(DpoLossType.Sigmoid, 0.1, 0.1), 1e-12);
+        // TRL's sigmoid loss ignores label smoothing (its conservative-DPO form is gone); robust uses it.
+        Assert.Equal(Loss(DpoLossType.Sigmoid, 0.1), Loss(DpoLossType.Sigmoid, 0.1, 0.1), 1e-12);
         Assert.Equal((0.9 * Math.Log(1 + Math.Exp(-0.2)) - 0.1 * Math.Log(1 + Math.Exp(0.2))) / 0.8, Loss(DpoLossType.Robust, 0.1, 0.1), 1e-12);
         Assert.Equal(0.8, Loss(DpoLossType.Hinge, 0.1), 1e-12);
         Assert.Equal(0.0, Loss(DpoLossType.Hinge, 1.0), 1e-12);
         Assert.Equal(Math.Pow(2 - 5, 2), Loss(DpoLossType.Ipo, 0.1), 1e-12);
+    }
+
+    [Theory]
+    [InlineData(DpoLossType.Sigmoid)]
+    [InlineData(DpoLossType.Ipo)]
+    [InlineData(DpoLossType.Hinge)]
+    public void LabelSmoothingIsAnErrorWhereTrlIgnoresIt(DpoLossType type)
+    {
+        var e = Assert.Throws<InputError>(() => new DpoOptions { LossType = type, LabelSmoothing = 0.1 }.Validate());
+        Assert.Contains("--label-smoothing: only --loss-type robust uses it", e.Message);
+        Assert.Contains($"TRL's {type.ToString().ToLowerInvariant()} loss ignores label_smoothing", e.Message);
+        new DpoOptions { LossType = type }.Validate();
+        new DpoOptions { LossType = DpoLossType.Robust, LabelSmoothing = 0.1 }.Validate();
+        Assert.Contains("must be in [0, 0.5)", Assert.Throws<InputError>(() => new DpoOptions { LossType = DpoLossType.Robust, LabelSmoothing = 0.5 }.Validate()).Message);
     }
 
     [Fact]

@@ -77,6 +77,9 @@ public class TrainingLoopTests
         Assert.True(first > 2.0, $"first logged loss {first}");
         Assert.True(last < 0.05, $"final eval loss {last}");
         Assert.True(lines.Last()["eval_mean_token_accuracy"]!.GetValue<double>() > 0.99);
+        // Entropy falls as the answers are memorised (TRL's entropy metric, train and eval).
+        Assert.True(lines[0]["entropy"]!.GetValue<double>() > 1.0, $"first entropy {lines[0]["entropy"]}");
+        Assert.True(lines.Last()["eval_entropy"]!.GetValue<double>() < 0.2, $"final eval entropy {lines.Last()["eval_entropy"]}");
         // The final model, with its files, loads back and scores the answers as memorised.
         using var reloaded = HfCheckpoint.Load(dir);
         var scores = TokenScorer.LogProbs(reloaded, data.Select(d => d.InputIds).ToList());
@@ -106,25 +109,89 @@ public class TrainingLoopTests
     {
         var data = SyntheticData.PromptAnswers(6, seed: 9);
         using var model = TestModels.Random(TestModels.Config(Architecture.Llama, tied), 9, std: 0.1);
-        (double Loss, double Correct, Dictionary<string, Tensor> Grads) Run(SftMethod method)
+        (double Loss, double Correct, double Entropy, Dictionary<string, Tensor> Grads) Run(SftMethod method)
         {
             model.zero_grad();
             using var scope = NewDisposeScope();
             var output = method.Loss(model, data);
             output.LossSum.backward();
-            return (output.LossSum.item<float>(), output.MetricSums["mean_token_accuracy"],
+            return (output.LossSum.item<float>(), output.MetricSums["mean_token_accuracy"], output.MetricSums["entropy"],
                 model.named_parameters().ToDictionary(p => p.name, p => p.parameter.grad!.clone().MoveToOuterDisposeScope()));
         }
         var full = Run(new SftMethod());
         var chunked = Run(new SftMethod(logitsBytesLimit: 0, chunkBytes: 96 * 4 * 5)); // chunks of 5 rows
         Assert.Equal(full.Loss, chunked.Loss, 1e-4);
         Assert.Equal(full.Correct, chunked.Correct);
+        Assert.Equal(full.Entropy, chunked.Entropy, 1e-3);
         foreach (var (name, g) in full.Grads)
             Assert.True(TestModels.MaxAbsDiff(g, chunked.Grads[name]) < 1e-5f, $"{name}: {TestModels.MaxAbsDiff(g, chunked.Grads[name])}");
         // Evaluation (no gradient) goes through the same path.
         using (no_grad())
         using (NewDisposeScope())
             Assert.Equal(full.Loss, new SftMethod(0, 96 * 4 * 5).Loss(model, data).LossSum.item<float>(), 1e-4);
+    }
+
+    /// <summary>
+    /// TRL's SFTTrainer metrics: the entropy of the predicted distribution and whether its argmax is
+    /// the label, over the trained tokens; checked against the full logits of a plain forward.
+    /// </summary>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void EntropyAndAccuracyAreThoseOfTheTrainedTokens(bool chunked)
+    {
+        var data = SyntheticData.PromptAnswers(6, seed: 11);
+        using var model = Tiny(11);
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        double entropy = 0, correct = 0;
+        foreach (var d in data)
+        {
+            var logits = model.Logits(model.ForwardHidden(tensor(d.InputIds.Select(x => (long)x).ToArray(), [1, d.Length])))[0].to(ScalarType.Float64);
+            for (int t = 1; t < d.Length; t++)
+            {
+                if (!d.Trained[t]) continue;
+                var p = logits[t - 1].softmax(0);
+                entropy -= (p * p.log()).sum().item<double>();
+                if (logits[t - 1].argmax().item<long>() == d.InputIds[t]) correct++;
+            }
+        }
+        var method = chunked ? new SftMethod(0, 96 * 4 * 4) : new SftMethod();
+        var output = method.Loss(model, data);
+        Assert.Equal(entropy, output.MetricSums["entropy"], 1e-3);
+        Assert.Equal(correct, output.MetricSums["mean_token_accuracy"]);
+        Assert.True(entropy / method.CountItems(data) is > 3 and < 4.6); // a near-uniform tiny model over 96 ids: close to ln 96
+        Assert.True(correct > 0, "no trained token is the argmax: the accuracy check would be trivial");
+    }
+
+    [Fact]
+    public void ChunkedStatsAreThoseOfTheFullLogits()
+    {
+        using var scope = NewDisposeScope();
+        var g = new Generator(12);
+        var hidden = randn(11, 16, generator: g);
+        var weight = randn(40, 16, generator: g);
+        var targets = randint(0, 40, [11], generator: g);
+        var logits = hidden.matmul(weight.t());
+        targets[3] = logits[3].argmax(); // at least one right
+        var stats = new ChunkedTokenLogProbs.Stats { RecordEntropy = true };
+        var logps = ChunkedTokenLogProbs.Apply(hidden, weight, targets, 4, stats); // chunks of 4, 4 and 3 rows
+        var lp = logits.to(ScalarType.Float64).log_softmax(1);
+        var entropy = (lp.exp() * lp).sum(1).neg().data<double>().ToArray();
+        var correct = logits.argmax(1).eq(targets).data<bool>().ToArray();
+        var mean = logits.mean([1]).data<float>().ToArray();
+        var expectedLogps = lp.gather(1, targets.unsqueeze(1)).squeeze(1).data<double>().ToArray();
+        for (int i = 0; i < 11; i++)
+        {
+            Assert.Equal(entropy[i], stats.Entropy[i], 1e-4);
+            Assert.Equal(mean[i], stats.MeanLogits[i], 1e-5);
+            Assert.Equal(expectedLogps[i], logps[i].item<float>(), 1e-4);
+        }
+        Assert.Equal(correct, stats.Correct);
+        Assert.True(stats.Correct[3]);
+        var plain = new ChunkedTokenLogProbs.Stats();
+        ChunkedTokenLogProbs.Apply(hidden, weight, targets, 4, plain);
+        Assert.Empty(plain.Entropy); // not asked: not computed
     }
 
     [Fact]
@@ -209,6 +276,32 @@ public class TrainingLoopTests
             Assert.Equal(la[i]["loss"]!.GetValue<double>(), lb[i]["loss"]!.GetValue<double>(), 1e-5);
             Assert.Equal(la[i]["grad_norm"]!.GetValue<double>(), lb[i]["grad_norm"]!.GetValue<double>(), 1e-4);
         }
+    }
+
+    /// <summary>SFT with step metrics: "even" is the step on even steps and NaN on odd ones; "never" is always NaN.</summary>
+    sealed class WithStepMetrics : TrainingMethod<TokenizedSequence>
+    {
+        readonly SftMethod sft = new();
+        public override long CountItems(IReadOnlyList<TokenizedSequence> units) => sft.CountItems(units);
+        public override long CountTokens(IReadOnlyList<TokenizedSequence> units) => sft.CountTokens(units);
+        public override MicroBatchLoss Loss(CausalLM model, IReadOnlyList<TokenizedSequence> units) => sft.Loss(model, units);
+        public override IReadOnlyDictionary<string, double> StepMetrics(int step) =>
+            new Dictionary<string, double> { ["even"] = step % 2 == 0 ? step : double.NaN, ["never"] = double.NaN };
+    }
+
+    [Fact]
+    public void StepMetricsAreAveragedOverTheLoggedStepsWithoutTheirNaNs()
+    {
+        var data = SyntheticData.PromptAnswers(8, seed: 12);
+        using var model = Tiny(12);
+        var dir = TestModels.TempDir();
+        new Trainer<TokenizedSequence>(model, new WithStepMetrics(), data, null, new SftOptions { BatchSize = 2, MaxSteps = 6, LoggingSteps = 3, SaveSteps = 0 }, dir, null)
+            .Train(TextWriter.Null);
+        var lines = Metrics(dir);
+        Assert.Equal([3, 6], lines.Select(l => l["step"]!.GetValue<int>()));
+        Assert.Equal((0 + 2) / 2.0, lines[0]["even"]!.GetValue<double>());      // steps 0, 1, 2: NaN at 1 left out (TRL filters NaN)
+        Assert.Equal(4.0, lines[1]["even"]!.GetValue<double>());                // steps 3, 4, 5
+        Assert.All(lines, l => Assert.True(l.ContainsKey("never") && l["never"] is null)); // no valid value: null, as TRL's None
     }
 
     [Fact]
