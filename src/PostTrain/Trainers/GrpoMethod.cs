@@ -189,7 +189,7 @@ public sealed class GrpoMethod : TrainingMethod<PromptUnit>
         {
             using var scope = NewDisposeScope();
             using var noGrad = no_grad();
-            var rows = Rows.Build(r, this);
+            var rows = Rows(r);
             if (needOld) r.OldLogps = rows.Tokens == 0 ? [] : Score(model, rows).Logps.data<float>().ToArray();
             if (beta > 0) r.RefLogps = rows.Tokens == 0 ? [] : reference!.Run(model, m => Score(m, rows).Logps).data<float>().ToArray();
         }
@@ -244,77 +244,35 @@ public sealed class GrpoMethod : TrainingMethod<PromptUnit>
 
     static string Shorten(string s) => s.Length <= 80 ? s : s[..77] + "...";
 
-    /// <summary>A micro-batch's rows (prompt + completion, right-padded) and its trained tokens.</summary>
-    sealed class Rows
-    {
-        public required Tensor InputIds, RowIndex, ColIndex, Targets, SequenceOfToken;
-        public required int Tokens;
-
-        public static Rows Build(Rollout r, GrpoMethod method)
-        {
-            int n = r.Completions.Length;
-            int width = Enumerable.Range(0, n).Max(i => r.Prompts[i].Length + r.Completions[i].Length);
-            var ids = new long[n * width];
-            var rowIndex = new List<long>();
-            var colIndex = new List<long>();
-            var targets = new List<long>();
-            for (int i = 0; i < n; i++)
-            {
-                var (p, c) = (r.Prompts[i], r.Completions[i]);
-                for (int t = 0; t < p.Length; t++) ids[i * width + t] = p[t];
-                for (int k = 0; k < c.Length; k++)
-                {
-                    ids[i * width + p.Length + k] = c[k];
-                    if (method.Masked(r, i)) continue;
-                    rowIndex.Add(i);
-                    colIndex.Add(p.Length + k - 1);
-                    targets.Add(c[k]);
-                }
-            }
-            return new Rows
-            {
-                InputIds = tensor(ids, [n, width]),
-                RowIndex = tensor(rowIndex.ToArray()),
-                ColIndex = tensor(colIndex.ToArray()),
-                Targets = tensor(targets.ToArray()),
-                SequenceOfToken = tensor(rowIndex.ToArray()),
-                Tokens = targets.Count,
-            };
-        }
-    }
+    /// <summary>A micro-batch's rows (prompt + completion, right-padded); the completion tokens of the completions in the loss are scored.</summary>
+    TokenRows Rows(Rollout r) =>
+        TokenRows.PromptCompletion(Enumerable.Range(0, r.Completions.Length).Select(i => (r.Prompts[i], r.Completions[i])).ToList(), i => !Masked(r, i));
 
     /// <summary>
-    /// Log-probabilities of the trained tokens under logits / temperature (chunked: the [tokens,
-    /// vocab] logits never exist whole) and, when asked, their entropies (no gradient), recorded
-    /// from the same chunks of logits.
+    /// Log-probabilities of the scored tokens under logits / temperature, as TRL computes them,
+    /// and, when asked, their entropies (no gradient) from the same logits.
     /// </summary>
-    (Tensor Logps, float[] Entropy) Score(CausalLM model, Rows rows, bool entropy = false)
+    (Tensor Logps, float[] Entropy) Score(CausalLM model, TokenRows rows, bool entropy = false)
     {
-        var hidden = model.ForwardHidden(rows.InputIds);
-        var picked = hidden[rows.RowIndex, rows.ColIndex] / options.Temperature;
-        int chunk = (int)Math.Max(1, (256L << 20) / (model.Config.VocabSize * 4L));
-        var stats = new ChunkedTokenLogProbs.Stats { RecordEntropy = entropy };
-        var logps = ChunkedTokenLogProbs.Apply(picked, model.OutputWeight, rows.Targets, chunk, stats);
-        return (logps, stats.Entropy);
+        var scores = TokenLogProbs.Score(model, rows, new TokenScoring { Temperature = options.Temperature, Statistics = entropy });
+        return (scores.Logps, scores.Entropy);
     }
 
     public override MicroBatchLoss Loss(CausalLM model, IReadOnlyList<PromptUnit> units)
     {
         var r = Get(units);
-        var rows = Rows.Build(r, this);
+        var rows = Rows(r);
         long items = CountItems(units);
         if (rows.Tokens == 0)
-        {
-            var none = model.ForwardHidden(rows.InputIds).sum() * 0;
-            return new MicroBatchLoss(none, new Dictionary<string, double>());
-        }
+            return new MicroBatchLoss(Score(model, rows).Logps.sum(), new Dictionary<string, double>());
         var (logps, entropy) = Score(model, rows, entropy: true);
+        var sequenceOfToken = rows.RowIndex;
         var old = r.OldLogps is null ? logps.detach() : tensor(r.OldLogps);
         var refLogps = options.Algorithm == OnlineAlgorithm.Grpo && r.RefLogps is not null ? tensor(r.RefLogps) : null;
-        var advantages = tensor(r.Advantages.Select(a => (float)a).ToArray())[rows.SequenceOfToken];
+        var advantages = tensor(r.Advantages.Select(a => (float)a).ToArray())[sequenceOfToken];
         double beta = options.Algorithm == OnlineAlgorithm.Grpo ? options.EffectiveBeta : 0;
         var terms = GrpoLoss.TokenLoss(logps, old, refLogps, advantages, options.Epsilon, options.EffectiveEpsilonHigh, beta);
-        var loss = GrpoLoss.LossSum(terms.Loss, rows.SequenceOfToken, r.Completions.Length, options.LossType);
+        var loss = GrpoLoss.LossSum(terms.Loss, sequenceOfToken, r.Completions.Length, options.LossType);
         var metrics = new Dictionary<string, double>();
         using (no_grad())
         {
@@ -323,7 +281,7 @@ public sealed class GrpoMethod : TrainingMethod<PromptUnit>
             metrics["clip_ratio/high_mean"] = Mean(terms.HighClipped);
             metrics["clip_ratio/region_mean"] = Mean(terms.LowClipped.logical_or(terms.HighClipped).to(ScalarType.Float32));
             // TRL: the smallest (largest) share of a completion's tokens clipped low (high), over the completions with tokens.
-            var perSequence = GrpoLoss.SequenceMeans(stack([terms.LowClipped, terms.HighClipped], 1), rows.SequenceOfToken, r.Completions.Length);
+            var perSequence = GrpoLoss.SequenceMeans(stack([terms.LowClipped, terms.HighClipped], 1), sequenceOfToken, r.Completions.Length);
             metrics["clip_ratio/low_min"] = perSequence.Min(x => x[0]);
             metrics["clip_ratio/high_max"] = perSequence.Max(x => x[1]);
             metrics["entropy"] = entropy.Average(e => (double)e);
