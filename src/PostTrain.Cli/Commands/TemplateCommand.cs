@@ -97,7 +97,7 @@ public static class TemplateCommand
                 }
                 catch (TemplateError e)
                 {
-                    throw InputError.At(inputPath, lineNo, "messages", $"template error: {e.Message}");
+                    throw ChatPrompt.Error(e, $"{inputPath}:{lineNo}: messages");
                 }
                 var outRecord = new JsonObject
                 {

@@ -125,14 +125,7 @@ public sealed class RewardModel : IRewardFunction, IDisposable
         var messages = new JsonArray();
         foreach (var m in sample.PromptMessages) messages.Add(m?.DeepClone());
         messages.Add(new JsonObject { ["role"] = "assistant", ["content"] = sample.Completion });
-        try
-        {
-            return template.Value.Render(new ChatTemplateInput { Messages = messages, AddGenerationPrompt = false }).Text;
-        }
-        catch (Tokenization.Jinja.TemplateError e)
-        {
-            throw new InputError($"{Directory}: reward model chat template: {e.Message}");
-        }
+        return ChatPrompt.Render(template.Value, messages, null, null, addGenerationPrompt: false, $"{Directory}: the reward model's");
     }
 
     public double?[] Score(IReadOnlyList<RewardSample> samples)
