@@ -100,6 +100,7 @@ public sealed class SftBenchmark : IBenchmark
             ["base_dtype"] = baseDtype.ToString(),
             ["trainable_parameters"] = parameters.Sum(p => p.parameter.numel()),
             ["threads"] = get_num_threads(),
+            ["malloc"] = NativeAllocator.Configure(), // glibc settings in effect (NativeAllocator)
             ["first_step_seconds"] = Math.Round(warmup, 2),
             ["step_seconds_median"] = Math.Round(median, 3),
             ["forward_and_loss_seconds_mean"] = Math.Round(lossSeconds / (steps + 1), 3),
