@@ -12,8 +12,9 @@ namespace PostTrain.Trainers;
 /// sampling-time and the reference's log-probabilities where needed. From that value it computes
 /// the advantages (GRPO: group-normalised; RLOO: leave-one-out after the KL penalty) and keeps
 /// both for the step's micro-batches and the --num-iterations steps on the same batch. The loss
-/// is the clipped token surrogate (<see cref="GrpoLoss"/>), with importance ratios against the
-/// sampling-time log-probabilities. Log-probabilities are those of the temperature-scaled logits, as TRL computes them.
+/// is GRPO's clipped token surrogate (<see cref="GrpoLoss"/>) or RLOO's clipped sequence
+/// surrogate (<see cref="RlooLoss"/>), with importance ratios against the sampling-time
+/// log-probabilities. Log-probabilities are those of the temperature-scaled logits, as TRL computes them.
 /// </summary>
 public sealed class GrpoMethod : TrainingMethod<PromptUnit>
 {
@@ -66,7 +67,9 @@ public sealed class GrpoMethod : TrainingMethod<PromptUnit>
     public override long CountItems(IReadOnlyList<PromptUnit> units)
     {
         var (step, part) = Get(units);
-        return GrpoLoss.Items(options.LossType, part.Completions, step.Rollout.LossTokens(part), options.MaxCompletionLength);
+        // RLOO: the mean over completions (TRL's per_sequence_loss.mean()), a completion left out of the loss included.
+        return Rloo ? part.Completions
+            : GrpoLoss.Items(options.EffectiveLossType, part.Completions, step.Rollout.LossTokens(part), options.MaxCompletionLength);
     }
 
     public override long CountTokens(IReadOnlyList<PromptUnit> units)
@@ -82,7 +85,7 @@ public sealed class GrpoMethod : TrainingMethod<PromptUnit>
         if (current is not null && current.DataStep == dataStep && microBatches.All(b => current.Rollout.PartOf(b) is not null))
             return; // the next iteration on the same completions
         current = null;
-        int g = options.NumGenerations;
+        int g = options.EffectiveNumGenerations;
         double beta = options.EffectiveBeta;
         var rollout = sampler.Sample(model, microBatches, new RolloutSettings
         {
@@ -108,30 +111,29 @@ public sealed class GrpoMethod : TrainingMethod<PromptUnit>
     /// </summary>
     (double[] Advantages, double[] GroupStd, Dictionary<string, double> Extra) GrpoAdvantages(Rollout rollout)
     {
-        var (advantages, groupStd) = GrpoLoss.GroupAdvantages(rollout.Rewards.Total, rollout.Generations, options.ScaleRewards);
+        var (advantages, groupStd) = GrpoLoss.GroupAdvantages(rollout.Rewards.Total, rollout.Generations, options.EffectiveScaleRewards);
         return (advantages, groupStd, new());
     }
 
     /// <summary>
     /// RLOO (TRL's RLOOTrainer): with beta &gt; 0 the completion's KL to the reference (summed
-    /// log-ratio at sampling time) is taken from its reward, then leave-one-out advantages;
-    /// frac_reward_zero_std checks the std of each group's rewards after the KL penalty.
+    /// log-ratio at sampling time) is taken from its reward, then leave-one-out advantages over the
+    /// step (normalised with --normalize-advantages); frac_reward_zero_std checks the std of each
+    /// group's rewards after the KL penalty, and kl is the mean per-token log-ratio of the step.
     /// </summary>
     (double[] Advantages, double[] GroupStd, Dictionary<string, double> Extra) RlooAdvantages(Rollout rollout)
     {
         double beta = options.EffectiveBeta;
-        var shaped = rollout.Rewards.Total.ToArray();
+        var shaped = rollout.Rewards.Total;
+        var extra = new Dictionary<string, double>();
         if (beta > 0)
-            for (int i = 0; i < shaped.Length; i++)
-            {
-                if (rollout.SamplingLogps![i] is not { } old) continue;
-                var reference = rollout.ReferenceLogps![i]!;
-                double kl = 0;
-                for (int k = 0; k < old.Count; k++) kl += old[k] - reference[k];
-                shaped[i] -= beta * kl;
-            }
-        var advantages = GrpoLoss.LeaveOneOutAdvantages(shaped, rollout.Generations);
-        return (advantages, GrpoLoss.GroupAdvantages(shaped, rollout.Generations, ScaleRewards.None).Std, new());
+        {
+            var (sequenceKl, meanKl) = RlooLoss.Kl(rollout.SamplingLogps!, rollout.ReferenceLogps!);
+            shaped = RlooLoss.ShapedRewards(shaped, sequenceKl, beta);
+            extra["kl"] = meanKl;
+        }
+        var advantages = RlooLoss.Advantages(shaped, rollout.Generations, options.NormalizeAdvantages);
+        return (advantages, GrpoLoss.GroupAdvantages(shaped, rollout.Generations, ScaleRewards.None).Std, extra);
     }
 
     /// <summary>
@@ -149,7 +151,7 @@ public sealed class GrpoMethod : TrainingMethod<PromptUnit>
             Generations = n, MaxCompletionLength = options.MaxCompletionLength, Temperature = options.EvalTemperature, TopP = options.TopP, TopK = options.TopK,
             Seed = options.Seed, BatchSize = Math.Max(n, options.BatchSize),
         }, Log, "evaluation");
-        var scale = Rloo ? ScaleRewards.None : options.ScaleRewards;
+        var scale = Rloo ? ScaleRewards.None : options.EffectiveScaleRewards;
         var groupStd = n > 1 ? GrpoLoss.GroupAdvantages(rollout.Rewards.Total, n, scale).Std : new double[units.Count];
         return GrpoLoss.RolloutMetrics(rewards.Names, rollout.Rewards, groupStd, rollout.CompletionIds.Select(c => c.Count).ToList(),
             rollout.Truncated, prefix: "eval_");
@@ -172,15 +174,12 @@ public sealed class GrpoMethod : TrainingMethod<PromptUnit>
         var rows = r.Rows(part);
         long items = CountItems(units);
         var advantages = step.Advantages.Skip(part.FirstCompletion).Take(part.Completions).Select(a => (float)a).ToArray();
-        var metrics = GrpoTokenLoss(model, r, part, rows, advantages, out var loss);
+        var metrics = Rloo ? RlooSequenceLoss(model, r, part, rows, advantages, out var loss) : GrpoTokenLoss(model, r, part, rows, advantages, out loss);
         // The loop divides metric sums by the step's items: weight each micro-batch mean by its items.
         return new MicroBatchLoss(loss, metrics.ToDictionary(kv => kv.Key, kv => kv.Value * items));
     }
 
-    /// <summary>
-    /// The clipped token surrogate (GRPO: + β k3 KL), normalised as --loss-type; TRL's token-level
-    /// clip statistics. RLOO uses it too, without the KL term (its KL is in the reward).
-    /// </summary>
+    /// <summary>GRPO: the clipped token surrogate (+ β k3 KL), normalised as --loss-type; TRL's token-level clip statistics.</summary>
     Dictionary<string, double> GrpoTokenLoss(CausalLM model, Rollout r, RolloutPart part, TokenRows rows, float[] sequenceAdvantages, out Tensor loss)
     {
         var metrics = new Dictionary<string, double>();
@@ -192,10 +191,10 @@ public sealed class GrpoMethod : TrainingMethod<PromptUnit>
         var (logps, entropy) = Score(model, rows, entropy: true);
         var sequenceOfToken = rows.RowIndex;
         var old = r.SamplingLogps is null ? logps.detach() : tensor(r.TokenValues(r.SamplingLogps, part));
-        var refLogps = !Rloo && r.ReferenceLogps is not null ? tensor(r.TokenValues(r.ReferenceLogps, part)) : null;
+        var refLogps = r.ReferenceLogps is null ? null : tensor(r.TokenValues(r.ReferenceLogps, part));
         var advantages = tensor(sequenceAdvantages)[sequenceOfToken];
-        var terms = GrpoLoss.TokenLoss(logps, old, refLogps, advantages, options.Epsilon, options.EffectiveEpsilonHigh, Rloo ? 0 : options.EffectiveBeta);
-        loss = GrpoLoss.LossSum(terms.Loss, sequenceOfToken, part.Completions, options.LossType);
+        var terms = GrpoLoss.TokenLoss(logps, old, refLogps, advantages, options.Epsilon, options.EffectiveEpsilonHigh, options.EffectiveBeta);
+        loss = GrpoLoss.LossSum(terms.Loss, sequenceOfToken, part.Completions, options.EffectiveLossType);
         using (no_grad())
         {
             double Mean(Tensor t) => t.to(ScalarType.Float64).mean().item<double>();
@@ -208,14 +207,34 @@ public sealed class GrpoMethod : TrainingMethod<PromptUnit>
             metrics["clip_ratio/high_max"] = perSequence.Max(x => x[1]);
             metrics["entropy"] = entropy.Average(e => (double)e);
             if (terms.Kl is not null) metrics["kl"] = Mean(terms.Kl);
-            else if (Rloo && r.ReferenceLogps is not null) metrics["kl"] = Mean(old - tensor(r.TokenValues(r.ReferenceLogps, part)));
         }
         return metrics;
     }
 
     /// <summary>
-    /// The statistics of the completions sampled for this step (<see cref="GrpoLoss.RolloutMetrics"/>),
-    /// as TRL logs them once per generation batch; each of the --num-iterations
+    /// RLOO (TRL's RLOOTrainer._compute_loss): each completion's log-probability (summed over its
+    /// tokens) against its sampling-time one, one clipped ratio per completion, the per-completion
+    /// losses summed (the loop divides by the step's completions); TRL's clip statistics over
+    /// completions and the mean entropy of the micro-batch's tokens (0 when it has none, as TRL).
+    /// </summary>
+    Dictionary<string, double> RlooSequenceLoss(CausalLM model, Rollout r, RolloutPart part, TokenRows rows, float[] sequenceAdvantages, out Tensor loss)
+    {
+        var (logps, entropy) = Score(model, rows, entropy: true);
+        var sequenceOfToken = rows.RowIndex;
+        var sequenceLogps = RlooLoss.SequenceSums(logps, sequenceOfToken, part.Completions);
+        // With one iteration and no KL the ratio is 1 (TRL computes the same numbers in a second pass).
+        var old = r.SamplingLogps is null ? sequenceLogps.detach()
+            : RlooLoss.SequenceSums(tensor(r.TokenValues(r.SamplingLogps, part)), sequenceOfToken, part.Completions);
+        var terms = RlooLoss.SequenceLoss(sequenceLogps, old, tensor(sequenceAdvantages), options.Epsilon, options.EffectiveEpsilonHigh);
+        loss = terms.Loss.sum();
+        var metrics = RlooLoss.ClipMetrics(terms);
+        metrics["entropy"] = entropy.Length == 0 ? 0 : entropy.Average(e => (double)e);
+        return metrics;
+    }
+
+    /// <summary>
+    /// The statistics of the completions sampled for this step (<see cref="GrpoLoss.RolloutMetrics"/>,
+    /// and RLOO's kl), as TRL logs them once per generation batch; each of the --num-iterations
     /// steps on that batch reports them.
     /// </summary>
     public override IReadOnlyDictionary<string, double> StepMetrics(int step) => current?.Metrics ?? new Dictionary<string, double>();
