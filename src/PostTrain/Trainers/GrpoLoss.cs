@@ -10,10 +10,10 @@ using static TorchSharp.torch;
 namespace PostTrain.Trainers;
 
 /// <summary>
-/// The arithmetic of GRPO and RLOO as TRL defines it: advantages from grouped rewards (NaN for
-/// a completion no reward function scored), the clipped token surrogate with an optional k3 KL
-/// penalty, the loss types' normalisations, and the logged statistics. Rewards come ordered by
-/// prompt, G samples each.
+/// The arithmetic of GRPO as TRL defines it: advantages from grouped rewards (NaN for a
+/// completion no reward function scored), the clipped token surrogate with an optional k3 KL
+/// penalty, the loss types' normalisations, and the rollout statistics GRPO and RLOO both log
+/// (RLOO's own loss: <see cref="RlooLoss"/>). Rewards come ordered by prompt, G samples each.
 /// </summary>
 public static class GrpoLoss
 {
@@ -51,24 +51,7 @@ public static class GrpoLoss
     /// out of the baseline (TRL: nansum of the others over the scorable count − 1) and get
     /// advantage 0, as does a prompt's only scorable completion (0/0).
     /// </summary>
-    public static double[] LeaveOneOutAdvantages(IReadOnlyList<double> rewards, int g)
-    {
-        var advantages = new double[rewards.Count];
-        for (int p = 0; p < rewards.Count / g; p++)
-        {
-            double sum = 0;
-            int count = 0;
-            for (int j = 0; j < g; j++)
-                if (!double.IsNaN(rewards[p * g + j])) { sum += rewards[p * g + j]; count++; }
-            for (int j = 0; j < g; j++)
-            {
-                double r = rewards[p * g + j];
-                double a = r - (sum - r) / (count - 1);
-                advantages[p * g + j] = double.IsNaN(a) ? 0 : a;
-            }
-        }
-        return advantages;
-    }
+    public static double[] LeaveOneOutAdvantages(IReadOnlyList<double> rewards, int g) => RlooLoss.Advantages(rewards, g, normalize: false);
 
     /// <summary>The mean of the values that are not NaN (NaN when none is).</summary>
     public static double NanMean(IReadOnlyList<double> x, int start, int n)

@@ -37,8 +37,8 @@ public sealed record GrpoOptions : TrainingOptions
     /// --lora the base, adapters off; with --adapter the base with a frozen copy of that adapter).
     /// </summary>
     public string? RefModel { get; init; }
-    /// <summary>Completions sampled per prompt (G).</summary>
-    public int NumGenerations { get; init; } = 8;
+    /// <summary>Completions sampled per prompt (G); null: TRL's default (GRPO 8, RLOO 2), <see cref="EffectiveNumGenerations"/>.</summary>
+    public int? NumGenerations { get; init; }
     public int MaxCompletionLength { get; init; } = 256;
     public double Temperature { get; init; } = 1.0;
     public double TopP { get; init; } = 1.0;
@@ -50,8 +50,12 @@ public sealed record GrpoOptions : TrainingOptions
     public double? EpsilonHigh { get; init; }
     /// <summary>KL coefficient (GRPO: k3 per token in the loss; RLOO: sequence KL subtracted from the reward). null: TRL's default (GRPO 0, RLOO 0.05).</summary>
     public double? Beta { get; init; }
-    public GrpoLossType LossType { get; init; } = GrpoLossType.Dapo;
-    public ScaleRewards ScaleRewards { get; init; } = ScaleRewards.Group;
+    /// <summary>GRPO's token-loss normalisation; null: dapo (TRL's default). RLOO has no loss type (an error with it).</summary>
+    public GrpoLossType? LossType { get; init; }
+    /// <summary>GRPO's advantage scaling; null: group (TRL's default). RLOO's advantages are leave-one-out (an error with it).</summary>
+    public ScaleRewards? ScaleRewards { get; init; }
+    /// <summary>RLOO: normalise the step's advantages to mean 0 and std 1 (TRL's RLOOConfig.normalize_advantages, default false).</summary>
+    public bool NormalizeAdvantages { get; init; }
     /// <summary>Leave completions cut at --max-completion-length out of the loss.</summary>
     public bool MaskTruncatedCompletions { get; init; }
     /// <summary>Append prompts, completions and rewards to OUTPUT/completions.jsonl every N steps (0: never).</summary>
@@ -71,9 +75,13 @@ public sealed record GrpoOptions : TrainingOptions
     public override bool DropoutDisabled => DisableDropout;
 
     public double EffectiveBeta => Beta ?? (Algorithm == OnlineAlgorithm.Rloo ? 0.05 : 0.0);
+    /// <summary>G: TRL's GRPOConfig samples 8 per prompt, RLOOConfig 2.</summary>
+    public int EffectiveNumGenerations => NumGenerations ?? (Algorithm == OnlineAlgorithm.Rloo ? 2 : 8);
+    public GrpoLossType EffectiveLossType => LossType ?? GrpoLossType.Dapo;
+    public ScaleRewards EffectiveScaleRewards => ScaleRewards ?? Trainers.ScaleRewards.Group;
     public double EffectiveEpsilonHigh => EpsilonHigh ?? Epsilon;
     /// <summary>Prompts per micro-batch: --batch-size counts completions, G per prompt.</summary>
-    public override int UnitsPerMicroBatch => BatchSize / NumGenerations;
+    public override int UnitsPerMicroBatch => BatchSize / EffectiveNumGenerations;
 
     public override void Validate()
     {
@@ -82,8 +90,13 @@ public sealed record GrpoOptions : TrainingOptions
         {
             if (!ok) throw new InputError($"--{option}: {message}");
         }
-        Require(NumGenerations >= 2, "num-generations", $"must be at least 2 (advantages compare the samples of a prompt), got {NumGenerations}");
-        Require(BatchSize % NumGenerations == 0, "batch-size", $"counts completions and must be a multiple of --num-generations ({NumGenerations}), got {BatchSize}");
+        int g = EffectiveNumGenerations;
+        Require(g >= 2, "num-generations", $"must be at least 2 (advantages compare the samples of a prompt), got {g}");
+        Require(BatchSize % g == 0, "batch-size", $"counts completions and must be a multiple of --num-generations ({g}), got {BatchSize}");
+        bool rloo = Algorithm == OnlineAlgorithm.Rloo;
+        Require(!rloo || LossType is null, "loss-type", "applies to grpo only: RLOO's loss is TRL's RLOOTrainer's, one clipped importance ratio per completion, averaged over the completions");
+        Require(!rloo || ScaleRewards is null, "scale-rewards", "applies to grpo only: RLOO's advantages are leave-one-out (--normalize-advantages scales them over the step)");
+        Require(rloo || !NormalizeAdvantages, "normalize-advantages", "applies to rloo only (TRL's RLOOConfig); grpo scales advantages with --scale-rewards");
         Require(MaxCompletionLength > 0, "max-completion-length", "must be positive");
         Require(Temperature > 0 && double.IsFinite(Temperature), "temperature", "must be positive (online RL samples)");
         Require(TopP is > 0 and <= 1, "top-p", "must be in (0, 1]");
@@ -110,7 +123,7 @@ public sealed record GrpoOptions : TrainingOptions
         S("answer-field", "Dataset field with the reference answer (--reward math)", typeof(string), o => o.AnswerField, (o, v) => o with { AnswerField = (string?)v ?? "answer" }),
         S("prompt-field", "Dataset field with the prompt (e.g. question for GSM8K)", typeof(string), o => o.PromptField, (o, v) => o with { PromptField = (string?)v ?? "prompt" }),
         S("ref-model", "Frozen reference for the KL term (default: the initial model; with --lora its base, with --adapter its base and that adapter as loaded)", typeof(string), o => o.RefModel, (o, v) => o with { RefModel = (string?)v }),
-        S("num-generations", "Completions sampled per prompt (G)", typeof(int), o => o.NumGenerations, (o, v) => o with { NumGenerations = (int)v! }),
+        S("num-generations", "Completions sampled per prompt (G; default: grpo 8, rloo 2, as TRL)", typeof(int?), o => o.NumGenerations, (o, v) => o with { NumGenerations = (int?)v }),
         S("max-completion-length", "Most tokens per completion", typeof(int), o => o.MaxCompletionLength, (o, v) => o with { MaxCompletionLength = (int)v! }),
         S("temperature", "Sampling temperature (log-probabilities use the same)", typeof(double), o => o.Temperature, (o, v) => o with { Temperature = (double)v! }),
         S("top-p", "Nucleus sampling", typeof(double), o => o.TopP, (o, v) => o with { TopP = (double)v! }),
@@ -119,8 +132,9 @@ public sealed record GrpoOptions : TrainingOptions
         S("epsilon", "Lower clipping bound: ratios below 1 - epsilon are clipped", typeof(double), o => o.Epsilon, (o, v) => o with { Epsilon = (double)v! }),
         S("epsilon-high", "Upper clipping bound 1 + epsilon-high (default: epsilon)", typeof(double?), o => o.EpsilonHigh, (o, v) => o with { EpsilonHigh = (double?)v }),
         S("beta", "KL coefficient to the reference (default: grpo 0, no reference loaded; rloo 0.05)", typeof(double?), o => o.Beta, (o, v) => o with { Beta = (double?)v }),
-        S("loss-type", "Token-loss normalisation", typeof(GrpoLossType), o => o.LossType, (o, v) => o with { LossType = (GrpoLossType)v! }, ["grpo", "bnpo", "dr_grpo", "dapo"]),
-        S("scale-rewards", "Divide advantages by the std of the group, of the batch, or not at all (grpo)", typeof(ScaleRewards), o => o.ScaleRewards, (o, v) => o with { ScaleRewards = (ScaleRewards)v! }, ["group", "batch", "none"]),
+        S("loss-type", "Token-loss normalisation (grpo only; default dapo)", typeof(GrpoLossType?), o => o.LossType, (o, v) => o with { LossType = (GrpoLossType?)v }, ["grpo", "bnpo", "dr_grpo", "dapo"]),
+        S("scale-rewards", "Divide advantages by the std of the group, of the batch, or not at all (grpo only; default group)", typeof(ScaleRewards?), o => o.ScaleRewards, (o, v) => o with { ScaleRewards = (ScaleRewards?)v }, ["group", "batch", "none"]),
+        S("normalize-advantages", "Normalise the step's advantages to mean 0 and std 1 (rloo only, as TRL's normalize_advantages)", typeof(bool), o => o.NormalizeAdvantages, (o, v) => o with { NormalizeAdvantages = (bool)v! }),
         S("mask-truncated-completions", "Leave completions cut at --max-completion-length out of the loss", typeof(bool), o => o.MaskTruncatedCompletions, (o, v) => o with { MaskTruncatedCompletions = (bool)v! }),
         S("log-completions-steps", "Append sampled prompts, completions and rewards to OUTPUT/completions.jsonl every N steps (0: never)", typeof(int), o => o.LogCompletionsSteps, (o, v) => o with { LogCompletionsSteps = (int)v! }),
         S("eval-temperature", "Sampling temperature for the --eval-data prompts (0: greedy)", typeof(double), o => o.EvalTemperature, (o, v) => o with { EvalTemperature = (double)v! }),

@@ -1,0 +1,131 @@
+using PostTrain.Generation;
+using PostTrain.Models;
+using PostTrain.Rewards;
+using PostTrain.Training;
+using static TorchSharp.torch;
+
+namespace PostTrain.Trainers;
+
+/// <summary>How <see cref="Rollouts.Sample"/> samples and what it scores.</summary>
+public sealed record RolloutSettings
+{
+    /// <summary>Completions per prompt (G).</summary>
+    public required int Generations { get; init; }
+    public required int MaxCompletionLength { get; init; }
+    /// <summary>Sampling temperature (0: greedy); log-probabilities are of logits / temperature (unscaled when greedy).</summary>
+    public double Temperature { get; init; } = 1.0;
+    public double TopP { get; init; } = 1.0;
+    public int TopK { get; init; }
+    public long Seed { get; init; }
+    /// <summary>Most sequences (prompts x G) decoded together.</summary>
+    public required int BatchSize { get; init; }
+    /// <summary>Leave truncated completions out of the loss (TRL's mask_truncated_completions): <see cref="Rollout.InLoss"/> false, no log-probabilities.</summary>
+    public bool MaskTruncated { get; init; }
+    /// <summary>Compute <see cref="Rollout.SamplingLogps"/> (num_iterations &gt; 1, RLOO's KL, PPO).</summary>
+    public bool SamplingLogProbs { get; init; }
+    /// <summary>Compute <see cref="Rollout.ReferenceLogps"/> (needs the sampler's reference).</summary>
+    public bool ReferenceLogProbs { get; init; }
+}
+
+/// <summary>
+/// The rollout of every online method (GRPO, RLOO, PPO): prompts in, a <see cref="Rollout"/>
+/// out. The policy samples G completions per prompt with the generation engine (all the
+/// prompts in one call, seeded by <see cref="RolloutSettings.Seed"/>), the rewards score them
+/// together, and, when asked, the policy at sampling time and the reference score each part's
+/// completion tokens (no gradient, evaluation mode). A method then derives its advantages and
+/// loss from the value and never samples by itself.
+/// <code>
+/// var sampler = new Rollouts(rewards, ids => tokenizer.Decode(ids, skipSpecialTokens: true), eos, reference);
+/// var rollout = sampler.Sample(model, microBatches, new RolloutSettings { Generations = 8, MaxCompletionLength = 256, BatchSize = 64, SamplingLogProbs = true });
+/// </code>
+/// </summary>
+/// <param name="decode">Token ids to text (special tokens skipped) for the rewards; null: the engine's text or "".</param>
+/// <param name="eosTokenIds">End-of-sequence ids: a completion ends at one (else it is truncated).</param>
+/// <param name="reference">The frozen reference, for <see cref="RolloutSettings.ReferenceLogProbs"/>.</param>
+public sealed class Rollouts(RewardSet rewards, Func<IReadOnlyList<int>, string>? decode, IReadOnlyList<int> eosTokenIds, ReferenceModel? reference = null)
+{
+    public RewardSet Rewards => rewards;
+
+    /// <summary>
+    /// Samples and scores the prompts of <paramref name="parts"/> (a step's micro-batches, in
+    /// order). The model is put in evaluation mode for it and restored. Warns on
+    /// <paramref name="log"/> when a completion is unscorable, naming <paramref name="when"/>.
+    /// </summary>
+    public Rollout Sample(CausalLM model, IReadOnlyList<IReadOnlyList<PromptUnit>> parts, RolloutSettings settings, TextWriter? log = null, string when = "rollout")
+    {
+        if (settings.ReferenceLogProbs && reference is null) throw new InvalidOperationException("reference log-probabilities need a reference model");
+        bool wasTraining = model.training;
+        model.eval();
+        try
+        {
+            int g = settings.Generations;
+            var prompts = parts.SelectMany(p => p).ToList();
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            // Every prompt in one call: decoding batches all their samples together.
+            var sampling = new SamplingOptions
+            {
+                MaxNewTokens = settings.MaxCompletionLength, Temperature = settings.Temperature, TopP = settings.TopP, TopK = settings.TopK,
+                N = g, Seed = settings.Seed, EosTokenIds = eosTokenIds, BatchSize = settings.BatchSize,
+            };
+            var completions = new GenerationEngine(model, decode).Generate(prompts.Select(u => u.Ids).ToList(), sampling)
+                .SelectMany(c => c).ToArray();
+            double samplingSeconds = clock.Elapsed.TotalSeconds;
+            var texts = completions.Select(c => c.Text ?? decode?.Invoke(c.TokenIds) ?? "").ToArray();
+            var samples = completions.Select((c, i) => new RewardSample(prompts[i / g].Text, prompts[i / g].Example.Messages, texts[i], c.TokenIds, prompts[i / g].Example.Row)).ToList();
+            var scores = rewards.Score(samples);
+            var truncated = completions.Select(c => c.FinishReason == "length").ToArray();
+            var inLoss = truncated.Select(t => !(settings.MaskTruncated && t)).ToArray();
+            var unscored = new Rollout(prompts, g, parts.Select(p => p.Count).ToList(), completions.Select(c => c.TokenIds).ToList(), truncated, inLoss, texts, scores);
+            float[]?[]? samplingLogps = settings.SamplingLogProbs ? new float[]?[unscored.Count] : null;
+            float[]?[]? referenceLogps = settings.ReferenceLogProbs ? new float[]?[unscored.Count] : null;
+            var scoring = new TokenScoring { Temperature = settings.Temperature > 0 ? settings.Temperature : 1.0 };
+            if (samplingLogps is not null || referenceLogps is not null)
+                foreach (var part in unscored.Parts) // a part at a time: the rows a method's loss scores
+                {
+                    using var scope = NewDisposeScope();
+                    using var noGrad = no_grad();
+                    var rows = unscored.Rows(part);
+                    if (samplingLogps is not null)
+                        Split(rows.Tokens == 0 ? [] : TokenLogProbs.Score(model, rows, scoring).Logps.data<float>().ToArray(), unscored, part, samplingLogps);
+                    if (referenceLogps is not null)
+                        Split(rows.Tokens == 0 ? [] : reference!.Run(model, m => TokenLogProbs.Score(m, rows, scoring).Logps).data<float>().ToArray(), unscored, part, referenceLogps);
+                }
+            WarnUnscorable(log, when, unscored);
+            return new Rollout(prompts, g, parts.Select(p => p.Count).ToList(), completions.Select(c => c.TokenIds).ToList(), truncated, inLoss,
+                texts, scores, samplingLogps, referenceLogps, samplingSeconds);
+        }
+        finally
+        {
+            if (wasTraining) model.train();
+        }
+    }
+
+    /// <summary>A part's scored-token values split per completion in the loss.</summary>
+    static void Split(float[] flat, Rollout rollout, RolloutPart part, float[]?[] into)
+    {
+        int t = 0;
+        foreach (int i in Rollout.Completions(part).Where(i => rollout.InLoss[i]))
+        {
+            int length = rollout.CompletionIds[i].Count;
+            into[i] = flat.AsSpan(t, length).ToArray();
+            t += length;
+        }
+    }
+
+    /// <summary>
+    /// TRL warns when every reward function returned None for a completion; here once per
+    /// rollout (<paramref name="when"/>: the step it is for, or the evaluation), with the count
+    /// and the first such prompt and completion.
+    /// </summary>
+    static void WarnUnscorable(TextWriter? log, string when, Rollout rollout)
+    {
+        int count = rollout.Rewards.Unscorable;
+        if (count == 0 || log is null) return;
+        int first = Array.FindIndex(rollout.Rewards.Total, double.IsNaN);
+        log.WriteLine($"Warning: {when}: every reward function returned null for {count} of {rollout.Count} completions " +
+                      $"(reward NaN, left out of the baselines, advantage 0), e.g. prompt \"{Shorten(rollout.PromptTexts[first])}\", " +
+                      $"completion \"{Shorten(rollout.CompletionTexts[first])}\"; make sure at least one reward function scores every completion");
+    }
+
+    static string Shorten(string s) => s.Length <= 80 ? s : s[..77] + "...";
+}
