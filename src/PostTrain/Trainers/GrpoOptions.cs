@@ -15,7 +15,7 @@ public enum GrpoLossType { Grpo, Bnpo, DrGrpo, Dapo }
 /// Online RL options beyond the loop's, named and defaulted as TRL's GRPOConfig / RLOOConfig.
 /// --batch-size counts completions per micro-batch and is a multiple of --num-generations.
 /// </summary>
-public sealed record GrpoOptions : TrainingOptions
+public sealed record GrpoOptions : OnlineOptions
 {
     public GrpoOptions()
     {
@@ -24,25 +24,8 @@ public sealed record GrpoOptions : TrainingOptions
     }
 
     public OnlineAlgorithm Algorithm { get; init; } = OnlineAlgorithm.Grpo;
-    /// <summary>Comma-separated reward names (math, format, model).</summary>
-    public string Reward { get; init; } = "math";
-    /// <summary>Comma-separated weights, one per reward; null: 1 each.</summary>
-    public string? RewardWeights { get; init; }
-    public string? RewardModel { get; init; }
-    public string? FormatPattern { get; init; }
-    public string AnswerField { get; init; } = "answer";
-    public string PromptField { get; init; } = "prompt";
-    /// <summary>
-    /// Frozen reference for the KL term (only with beta &gt; 0); default: the initial model (with
-    /// --lora the base, adapters off; with --adapter the base with a frozen copy of that adapter).
-    /// </summary>
-    public string? RefModel { get; init; }
     /// <summary>Completions sampled per prompt (G); null: TRL's default (GRPO 8, RLOO 2), <see cref="EffectiveNumGenerations"/>.</summary>
     public int? NumGenerations { get; init; }
-    public int MaxCompletionLength { get; init; } = 256;
-    public double Temperature { get; init; } = 1.0;
-    public double TopP { get; init; } = 1.0;
-    public int TopK { get; init; }
     /// <summary>Optimisation passes over each batch of completions (μ).</summary>
     public int NumIterations { get; init; } = 1;
     public double Epsilon { get; init; } = 0.2;
@@ -58,13 +41,6 @@ public sealed record GrpoOptions : TrainingOptions
     public bool NormalizeAdvantages { get; init; }
     /// <summary>Leave completions cut at --max-completion-length out of the loss.</summary>
     public bool MaskTruncatedCompletions { get; init; }
-    /// <summary>Append prompts, completions and rewards to OUTPUT/completions.jsonl every N steps (0: never).</summary>
-    public int LogCompletionsSteps { get; init; } = 10;
-    /// <summary>Sampling temperature for the --eval-data prompts (0: greedy).</summary>
-    public double EvalTemperature { get; init; }
-    /// <summary>Completions per --eval-data prompt.</summary>
-    public int EvalNumGenerations { get; init; } = 1;
-    public bool SkipInvalid { get; init; }
     /// <summary>
     /// Set every dropout probability of the policy to 0 (LoRA's) so that repeated forwards of the
     /// same completions agree: TRL's GRPOConfig/RLOOConfig.disable_dropout, false by default there
@@ -97,37 +73,18 @@ public sealed record GrpoOptions : TrainingOptions
         Require(!rloo || LossType is null, "loss-type", "applies to grpo only: RLOO's loss is TRL's RLOOTrainer's, one clipped importance ratio per completion, averaged over the completions");
         Require(!rloo || ScaleRewards is null, "scale-rewards", "applies to grpo only: RLOO's advantages are leave-one-out (--normalize-advantages scales them over the step)");
         Require(rloo || !NormalizeAdvantages, "normalize-advantages", "applies to rloo only (TRL's RLOOConfig); grpo scales advantages with --scale-rewards");
-        Require(MaxCompletionLength > 0, "max-completion-length", "must be positive");
-        Require(Temperature > 0 && double.IsFinite(Temperature), "temperature", "must be positive (online RL samples)");
-        Require(TopP is > 0 and <= 1, "top-p", "must be in (0, 1]");
-        Require(TopK >= 0, "top-k", "must be 0 (off) or positive");
         Require(NumIterations >= 1, "num-iterations", "must be at least 1");
         Require(Epsilon is > 0 and < 1, "epsilon", "must be in (0, 1)");
         Require(EffectiveEpsilonHigh > 0, "epsilon-high", "must be positive");
         Require(EffectiveBeta >= 0 && double.IsFinite(EffectiveBeta), "beta", "must not be negative");
         Require(SaveSteps % NumIterations == 0, "save-steps", $"must be a multiple of --num-iterations ({NumIterations}): a checkpoint between the iterations on one batch could not resume it exactly");
-        Require(LogCompletionsSteps >= 0, "log-completions-steps", "must not be negative");
-        Require(EvalTemperature >= 0 && double.IsFinite(EvalTemperature), "eval-temperature", "must not be negative (0: greedy)");
-        Require(EvalNumGenerations >= 1, "eval-num-generations", "must be at least 1");
-        Require(EvalNumGenerations == 1 || EvalTemperature > 0, "eval-num-generations", "greedy evaluation (--eval-temperature 0) gives one completion per prompt; sample to get more");
     }
 
     /// <summary>Every setting of this method: the loop's and its own, declared once.</summary>
     public static readonly SettingTable<GrpoOptions> Settings = new(
     [
-        .. LoopSettings.For<GrpoOptions>(),
-        S("reward", "Reward functions, comma-separated: math (final answer vs the answer field), format (regex), model (a reward model)", typeof(string), o => o.Reward, (o, v) => o with { Reward = (string?)v ?? "math" }),
-        S("reward-weights", "Weights of the reward functions, comma-separated (default: 1 each)", typeof(string), o => o.RewardWeights, (o, v) => o with { RewardWeights = (string?)v }),
-        S("reward-model", "Sequence-classification checkpoint for --reward model", typeof(string), o => o.RewardModel, (o, v) => o with { RewardModel = (string?)v }),
-        S("format-pattern", "Regex a completion must match in full for --reward format (default: <think>...</think> then an answer)", typeof(string), o => o.FormatPattern, (o, v) => o with { FormatPattern = (string?)v }),
-        S("answer-field", "Dataset field with the reference answer (--reward math)", typeof(string), o => o.AnswerField, (o, v) => o with { AnswerField = (string?)v ?? "answer" }),
-        S("prompt-field", "Dataset field with the prompt (e.g. question for GSM8K)", typeof(string), o => o.PromptField, (o, v) => o with { PromptField = (string?)v ?? "prompt" }),
-        S("ref-model", "Frozen reference for the KL term (default: the initial model; with --lora its base, with --adapter its base and that adapter as loaded)", typeof(string), o => o.RefModel, (o, v) => o with { RefModel = (string?)v }),
+        .. OnlineOptions.SettingsFor<GrpoOptions>(),
         S("num-generations", "Completions sampled per prompt (G; default: grpo 8, rloo 2, as TRL)", typeof(int?), o => o.NumGenerations, (o, v) => o with { NumGenerations = (int?)v }),
-        S("max-completion-length", "Most tokens per completion", typeof(int), o => o.MaxCompletionLength, (o, v) => o with { MaxCompletionLength = (int)v! }),
-        S("temperature", "Sampling temperature (log-probabilities use the same)", typeof(double), o => o.Temperature, (o, v) => o with { Temperature = (double)v! }),
-        S("top-p", "Nucleus sampling", typeof(double), o => o.TopP, (o, v) => o with { TopP = (double)v! }),
-        S("top-k", "Top-k sampling (0: off)", typeof(int), o => o.TopK, (o, v) => o with { TopK = (int)v! }),
         S("num-iterations", "Optimisation steps on each batch of completions (importance ratios against sampling time)", typeof(int), o => o.NumIterations, (o, v) => o with { NumIterations = (int)v! }),
         S("epsilon", "Lower clipping bound: ratios below 1 - epsilon are clipped", typeof(double), o => o.Epsilon, (o, v) => o with { Epsilon = (double)v! }),
         S("epsilon-high", "Upper clipping bound 1 + epsilon-high (default: epsilon)", typeof(double?), o => o.EpsilonHigh, (o, v) => o with { EpsilonHigh = (double?)v }),
@@ -136,11 +93,7 @@ public sealed record GrpoOptions : TrainingOptions
         S("scale-rewards", "Divide advantages by the std of the group, of the batch, or not at all (grpo only; default group)", typeof(ScaleRewards?), o => o.ScaleRewards, (o, v) => o with { ScaleRewards = (ScaleRewards?)v }, ["group", "batch", "none"]),
         S("normalize-advantages", "Normalise the step's advantages to mean 0 and std 1 (rloo only, as TRL's normalize_advantages)", typeof(bool), o => o.NormalizeAdvantages, (o, v) => o with { NormalizeAdvantages = (bool)v! }),
         S("mask-truncated-completions", "Leave completions cut at --max-completion-length out of the loss", typeof(bool), o => o.MaskTruncatedCompletions, (o, v) => o with { MaskTruncatedCompletions = (bool)v! }),
-        S("log-completions-steps", "Append sampled prompts, completions and rewards to OUTPUT/completions.jsonl every N steps (0: never)", typeof(int), o => o.LogCompletionsSteps, (o, v) => o with { LogCompletionsSteps = (int)v! }),
-        S("eval-temperature", "Sampling temperature for the --eval-data prompts (0: greedy)", typeof(double), o => o.EvalTemperature, (o, v) => o with { EvalTemperature = (double)v! }),
-        S("eval-num-generations", "Completions per --eval-data prompt", typeof(int), o => o.EvalNumGenerations, (o, v) => o with { EvalNumGenerations = (int)v! }),
         S("disable-dropout", "Set every dropout probability (LoRA's) to 0, as TRL's disable_dropout (off by default, as in TRL's GRPOConfig and RLOOConfig)", typeof(bool), o => o.DisableDropout, (o, v) => o with { DisableDropout = (bool)v! }),
-        S("skip-invalid", "Drop invalid records (and say how many) instead of failing", typeof(bool), o => o.SkipInvalid, (o, v) => o with { SkipInvalid = (bool)v! }),
     ]);
 
     static Setting<GrpoOptions> S(string name, string description, Type type, Func<GrpoOptions, object?> get, Func<GrpoOptions, object?, GrpoOptions> set, string[]? choices = null) =>

@@ -5,12 +5,15 @@ namespace PostTrain.Training;
 /// <summary>The loop's settings, shared by every method (declared once here; each method adds its own).</summary>
 public static class LoopSettings
 {
-    public static IEnumerable<Setting<T>> For<T>() where T : TrainingOptions =>
-        Loop().Select(s => new Setting<T>
+    public static IEnumerable<Setting<T>> For<T>() where T : TrainingOptions => Widen<TrainingOptions, T>(Loop());
+
+    /// <summary>Settings declared on a base options record, as settings of a derived one.</summary>
+    public static IEnumerable<Setting<T>> Widen<TBase, T>(IEnumerable<Setting<TBase>> settings) where T : TBase =>
+        settings.Select(s => new Setting<T>
         {
             Name = s.Name, Description = s.Description, Type = s.Type, Choices = s.Choices, Aliases = s.Aliases,
             Get = o => s.Get(o),
-            Set = (o, v) => (T)s.Set(o, v), // records clone their runtime type: T stays T
+            Set = (o, v) => (T)s.Set(o, v)!, // records clone their runtime type: T stays T
         });
 
     static IEnumerable<Setting<TrainingOptions>> Loop() =>
