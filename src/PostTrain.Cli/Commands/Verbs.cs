@@ -14,6 +14,7 @@ public static class Verbs
         TokenizeCommand.Create(),
         SftCommand.Create(),
         DpoCommand.Create(),
+        RewardCommand.Create(),
         TemplateCommand.Create(),
         MergeCommand.Create(),
         EvalCommand.Create(),

@@ -103,10 +103,25 @@ public static class HfCheckpoint
     /// </summary>
     public static void LoadWeights(CausalLM model, string dir) => LoadWeights(model, model.Config, dir);
 
-    /// <summary>As <see cref="LoadWeights(CausalLM, string)"/> for any module with transformers' parameter names (e.g. a <see cref="SequenceClassifier"/>).</summary>
-    public static void LoadWeights(nn.Module model, ModelConfig config, string dir)
+    /// <summary>As <see cref="LoadWeights(CausalLM, string)"/> for any module with transformers' parameter names.</summary>
+    public static void LoadWeights(nn.Module model, ModelConfig config, string dir) =>
+        LoadWeights(model.named_parameters().Where(p => !CausalLM.IsAdapterParameter(p.name)).Select(p => (p.name, p.parameter)), config, dir);
+
+    /// <summary>
+    /// A sequence classifier's weights: model.* into its decoder and, with
+    /// <paramref name="withScore"/>, score.weight into its head. A causal LM checkpoint's
+    /// lm_head.weight is skipped (as TRL loads a causal LM into AutoModelForSequenceClassification,
+    /// whose head is then new); without <paramref name="withScore"/> a stored score.weight is
+    /// skipped too and the head is left as it is.
+    /// </summary>
+    public static void LoadWeights(SequenceClassifier model, string dir, bool withScore = true) =>
+        LoadWeights(model.NamedParameters().Where(p => withScore || p.Name != SequenceClassifier.ScoreWeight), model.Config, dir,
+            name => name == "lm_head.weight" || (!withScore && name == SequenceClassifier.ScoreWeight));
+
+    /// <param name="skip">Tensors of the directory that are not read (and need no parameter).</param>
+    static void LoadWeights(IEnumerable<(string Name, TorchSharp.Modules.Parameter Parameter)> named, ModelConfig config, string dir, Func<string, bool>? skip = null)
     {
-        var parameters = model.named_parameters().Where(p => !CausalLM.IsAdapterParameter(p.name)).ToDictionary(p => p.name, p => p.parameter, StringComparer.Ordinal);
+        var parameters = named.ToDictionary(p => p.Name, p => p.Parameter, StringComparer.Ordinal);
         var found = new HashSet<string>(StringComparer.Ordinal);
         var files = WeightFiles(dir);
         using var noGrad = no_grad();
@@ -115,6 +130,7 @@ public static class HfCheckpoint
             using var file = SafeTensorsFile.Open(path);
             foreach (var info in file.Tensors.Values)
             {
+                if (skip?.Invoke(info.Name) == true) continue;
                 if (!parameters.TryGetValue(info.Name, out var parameter))
                 {
                     if (Ignorable(info.Name, config)) continue;
@@ -161,44 +177,8 @@ public static class HfCheckpoint
     /// <summary>Writes the model's files into an existing directory (no atomic rename: callers arrange that).</summary>
     public static void WriteInto(CausalLM model, string dir, SaveOptions options)
     {
-        var dtypeName = options.DType switch
-        {
-            ScalarType.Float32 => "float32",
-            ScalarType.BFloat16 => "bfloat16",
-            ScalarType.Float16 => "float16",
-            _ => throw new ArgumentException($"cannot save in {options.DType}"),
-        };
-        File.WriteAllText(System.IO.Path.Combine(dir, ConfigFile), model.Config.ToJson(dtypeName));
-
-        var tensors = model.BaseParameters().Select(p => (p.name, (Tensor)p.parameter)).ToList();
-        int elementSize = SafeTensorsFile.ElementSize(SafeTensorsFile.FromScalarType(options.DType));
-        var shards = Shard(tensors, elementSize, options.MaxShardBytes);
-        if (shards.Count == 1)
-        {
-            SafeTensorsFile.Write(System.IO.Path.Combine(dir, SingleFile), shards[0], options.DType);
-        }
-        else
-        {
-            var weightMap = new JsonObject();
-            long total = 0;
-            for (int i = 0; i < shards.Count; i++)
-            {
-                var name = $"model-{i + 1:D5}-of-{shards.Count:D5}.safetensors";
-                SafeTensorsFile.Write(System.IO.Path.Combine(dir, name), shards[i], options.DType);
-                foreach (var (tensorName, t) in shards[i])
-                {
-                    weightMap[tensorName] = name;
-                    total += t.numel() * elementSize;
-                }
-            }
-            var index = new JsonObject
-            {
-                ["metadata"] = new JsonObject { ["total_size"] = total },
-                ["weight_map"] = weightMap,
-            };
-            File.WriteAllText(System.IO.Path.Combine(dir, IndexFile), index.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
-        }
-
+        File.WriteAllText(System.IO.Path.Combine(dir, ConfigFile), model.Config.ToJson(DtypeName(options.DType)));
+        WriteTensors(dir, model.BaseParameters().Select(p => (p.name, (Tensor)p.parameter)).ToList(), options.DType, options.MaxShardBytes);
         var source = options.CopyFilesFrom;
         var generation = source is null ? null : System.IO.Path.Combine(source, GenerationConfigFile);
         if (generation is not null && File.Exists(generation))
@@ -206,6 +186,72 @@ public static class HfCheckpoint
         else
             File.WriteAllText(System.IO.Path.Combine(dir, GenerationConfigFile), GenerationConfigJson(model.Config));
         if (source is not null) CopyTokenizerFiles(source, dir);
+    }
+
+    /// <summary>
+    /// Writes a sequence classifier as transformers saves a ...ForSequenceClassification model:
+    /// config.json with architectures [Qwen2ForSequenceClassification | Qwen3... | Llama...],
+    /// id2label / label2id (num_labels is their size) and pad_token_id (the id the pooling skips,
+    /// as TRL's RewardTrainer sets config.pad_token_id); the decoder's model.* tensors and
+    /// score.weight, no lm_head; no generation_config.json (the class does not generate); the
+    /// tokenizer files of <see cref="SaveOptions.CopyFilesFrom"/>.
+    /// </summary>
+    public static void WriteInto(SequenceClassifier model, string dir, SaveOptions options, int? padTokenId)
+    {
+        File.WriteAllText(System.IO.Path.Combine(dir, ConfigFile), ClassifierConfigJson(model, padTokenId, DtypeName(options.DType)));
+        WriteTensors(dir, model.NamedParameters().Select(p => (p.Name, (Tensor)p.Parameter)).ToList(), options.DType, options.MaxShardBytes);
+        if (options.CopyFilesFrom is not null) CopyTokenizerFiles(options.CopyFilesFrom, dir);
+    }
+
+    /// <summary>config.json of a sequence classifier: the decoder's keys with the classifier's architecture, labels and pad id.</summary>
+    public static string ClassifierConfigJson(SequenceClassifier model, int? padTokenId, string? torchDtype = null)
+    {
+        var config = JsonNode.Parse(model.Config.ToJson(torchDtype))!.AsObject();
+        config["architectures"] = new JsonArray(model.Config.ArchitectureClass.Replace("ForCausalLM", "ForSequenceClassification"));
+        config["id2label"] = new JsonObject(Enumerable.Range(0, model.NumLabels).Select(i =>
+            new KeyValuePair<string, JsonNode?>(i.ToString(System.Globalization.CultureInfo.InvariantCulture), $"LABEL_{i}")));
+        config["label2id"] = new JsonObject(Enumerable.Range(0, model.NumLabels).Select(i => new KeyValuePair<string, JsonNode?>($"LABEL_{i}", i)));
+        if (config.ContainsKey("num_labels")) config["num_labels"] = model.NumLabels;
+        if (padTokenId is { } pad) config["pad_token_id"] = pad;
+        return config.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n";
+    }
+
+    static string DtypeName(ScalarType dtype) => dtype switch
+    {
+        ScalarType.Float32 => "float32",
+        ScalarType.BFloat16 => "bfloat16",
+        ScalarType.Float16 => "float16",
+        _ => throw new ArgumentException($"cannot save in {dtype}"),
+    };
+
+    /// <summary>model.safetensors, or shards with model.safetensors.index.json above <paramref name="maxShardBytes"/>.</summary>
+    static void WriteTensors(string dir, List<(string Name, Tensor Tensor)> tensors, ScalarType dtype, long maxShardBytes)
+    {
+        int elementSize = SafeTensorsFile.ElementSize(SafeTensorsFile.FromScalarType(dtype));
+        var shards = Shard(tensors, elementSize, maxShardBytes);
+        if (shards.Count == 1)
+        {
+            SafeTensorsFile.Write(System.IO.Path.Combine(dir, SingleFile), shards[0], dtype);
+            return;
+        }
+        var weightMap = new JsonObject();
+        long total = 0;
+        for (int i = 0; i < shards.Count; i++)
+        {
+            var name = $"model-{i + 1:D5}-of-{shards.Count:D5}.safetensors";
+            SafeTensorsFile.Write(System.IO.Path.Combine(dir, name), shards[i], dtype);
+            foreach (var (tensorName, t) in shards[i])
+            {
+                weightMap[tensorName] = name;
+                total += t.numel() * elementSize;
+            }
+        }
+        var index = new JsonObject
+        {
+            ["metadata"] = new JsonObject { ["total_size"] = total },
+            ["weight_map"] = weightMap,
+        };
+        File.WriteAllText(System.IO.Path.Combine(dir, IndexFile), index.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
     }
 
     /// <summary>Copies the tokenizer files that exist in <paramref name="source"/> into <paramref name="dir"/>.</summary>

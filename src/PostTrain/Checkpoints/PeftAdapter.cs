@@ -9,7 +9,9 @@ namespace PostTrain.Checkpoints;
 /// LoRA adapters on disk exactly as PEFT saves them: adapter_config.json (peft_type LORA, r,
 /// lora_alpha, target_modules, ...) and adapter_model.safetensors with PEFT's tensor names
 /// (base_model.model.model.layers.N.self_attn.q_proj.lora_A.weight), so peft loads them and we
-/// load PEFT's.
+/// load PEFT's. A sequence classifier's adapter (a reward model trained with LoRA) is PEFT's
+/// SEQ_CLS layout: the decoder's adapters plus the classification head trained in full
+/// (modules_to_save), saved as base_model.model.score.weight.
 /// </summary>
 public static class PeftAdapter
 {
@@ -17,6 +19,13 @@ public static class PeftAdapter
     public const string WeightsFile = "adapter_model.safetensors";
     /// <summary>PeftModelForCausalLM wraps LoraModel, which wraps the transformers model.</summary>
     public const string Prefix = "base_model.model.";
+    /// <summary>
+    /// The head of a SEQ_CLS adapter: PEFT wraps score in a ModulesToSaveWrapper and saves its copy
+    /// without the wrapper's modules_to_save.default part.
+    /// </summary>
+    public const string ScoreTensor = Prefix + "score.weight";
+    /// <summary>modules_to_save as PeftModelForSequenceClassification sets it (its classifier module names).</summary>
+    public static readonly IReadOnlyList<string> ClassifierModules = ["classifier", "score"];
 
     /// <summary>Whether <paramref name="dir"/> holds an adapter (rather than a full model).</summary>
     public static bool IsAdapter(string dir) => File.Exists(Path.Combine(dir, ConfigFile));
@@ -34,16 +43,25 @@ public static class PeftAdapter
         return list;
     }
 
-    /// <summary>Writes adapter_config.json and adapter_model.safetensors into an existing directory.</summary>
-    public static void WriteInto(CausalLM model, string dir)
+    /// <summary>
+    /// Writes adapter_config.json and adapter_model.safetensors into an existing directory; with
+    /// <paramref name="score"/>, a sequence classifier's adapter (task_type SEQ_CLS, the head as
+    /// <see cref="ScoreTensor"/>).
+    /// </summary>
+    public static void WriteInto(CausalLM model, string dir, Tensor? score = null)
     {
         var config = model.Lora ?? throw new InvalidOperationException("the model has no adapters");
-        File.WriteAllText(Path.Combine(dir, ConfigFile), ConfigJson(config, model.Config));
-        SafeTensorsFile.Write(Path.Combine(dir, WeightsFile), Tensors(model));
+        File.WriteAllText(Path.Combine(dir, ConfigFile), ConfigJson(config, model.Config, sequenceClassification: score is not null));
+        var tensors = Tensors(model);
+        SafeTensorsFile.Write(Path.Combine(dir, WeightsFile), score is null ? tensors : [.. tensors, (ScoreTensor, score)]);
     }
 
-    /// <summary>adapter_config.json as PEFT writes it: every LoraConfig field, keys sorted, indent 2.</summary>
-    public static string ConfigJson(LoraConfig config, ModelConfig model)
+    /// <summary>
+    /// adapter_config.json as PEFT writes it: every LoraConfig field, keys sorted, indent 2. A
+    /// sequence classifier's: task_type SEQ_CLS and modules_to_save ["classifier", "score"], as
+    /// PeftModelForSequenceClassification saves a LoRA config given without modules_to_save.
+    /// </summary>
+    public static string ConfigJson(LoraConfig config, ModelConfig model, bool sequenceClassification = false)
     {
         JsonNode alpha = config.Alpha == Math.Floor(config.Alpha) && Math.Abs(config.Alpha) < int.MaxValue ? (int)config.Alpha : config.Alpha;
         JsonNode targets = config.TargetRegex is not null
@@ -65,13 +83,13 @@ public static class PeftAdapter
             ["lora_alpha"] = alpha,
             ["lora_bias"] = false,
             ["lora_dropout"] = config.Dropout,
-            ["modules_to_save"] = null,
+            ["modules_to_save"] = sequenceClassification ? new JsonArray(ClassifierModules.Select(m => (JsonNode)m).ToArray()) : null,
             ["peft_type"] = "LORA",
             ["r"] = config.R,
             ["rank_pattern"] = new JsonObject(),
             ["revision"] = null,
             ["target_modules"] = targets,
-            ["task_type"] = "CAUSAL_LM",
+            ["task_type"] = sequenceClassification ? "SEQ_CLS" : "CAUSAL_LM",
             ["use_dora"] = false,
             ["use_rslora"] = config.UseRsLora,
         };
@@ -80,9 +98,12 @@ public static class PeftAdapter
 
     /// <summary>
     /// Reads adapter_config.json. Features we do not implement (DoRA, trained biases, per-layer
-    /// ranks, modules_to_save, ...) are errors naming the field, never silently ignored.
+    /// ranks, modules_to_save, ...) are errors naming the field, never silently ignored. With
+    /// <paramref name="sequenceClassification"/>, a reward model's adapter: task_type SEQ_CLS (or
+    /// none, as TRL's LoraConfig(modules_to_save=["score"]) leaves it) and modules_to_save naming
+    /// score (classifier may be named too: PEFT's SEQ_CLS adds both names).
     /// </summary>
-    public static LoraConfig ReadConfig(string dir)
+    public static LoraConfig ReadConfig(string dir, bool sequenceClassification = false)
     {
         var path = Path.Combine(dir, ConfigFile);
         if (!File.Exists(path)) throw new InputError($"{dir}: not a LoRA adapter (no {ConfigFile})");
@@ -111,10 +132,22 @@ public static class PeftAdapter
         if (Get("fan_in_fan_out", false)) throw Bad("fan_in_fan_out", "not supported (Qwen and Llama layers are not Conv1D)");
         foreach (var field in new[] { "rank_pattern", "alpha_pattern" })
             if (o[field] is JsonObject p && p.Count > 0) throw Bad(field, "per-layer ranks and alphas are not supported");
-        foreach (var field in new[] { "modules_to_save", "layers_to_transform", "layer_replication", "trainable_token_indices", "target_parameters" })
+        foreach (var field in new[] { "layers_to_transform", "layer_replication", "trainable_token_indices", "target_parameters" })
             if (o[field] is JsonNode n && !(n is JsonArray { Count: 0 })) throw Bad(field, "not supported");
         var taskType = Get<string?>("task_type", null);
-        if (taskType is not null && taskType != "CAUSAL_LM") throw Bad("task_type", $"'{taskType}': expected CAUSAL_LM");
+        if (sequenceClassification)
+        {
+            if (taskType is not null && taskType != "SEQ_CLS")
+                throw Bad("task_type", $"'{taskType}': expected SEQ_CLS (a reward model's adapter: the decoder's adapters and the score head)");
+            var saved = o["modules_to_save"] is JsonArray list ? list.Select(n => n is JsonValue v && v.TryGetValue<string>(out var m) ? m : null).ToList() : null;
+            if (saved is null || !saved.Contains("score") || saved.Any(m => m is null || !ClassifierModules.Contains(m)))
+                throw Bad("modules_to_save", $"{o["modules_to_save"]?.ToJsonString() ?? "null"}: a reward model's adapter saves the score head: expected [\"score\"] or [\"classifier\", \"score\"]");
+        }
+        else
+        {
+            if (o["modules_to_save"] is JsonNode n && !(n is JsonArray { Count: 0 })) throw Bad("modules_to_save", "not supported");
+            if (taskType is not null && taskType != "CAUSAL_LM") throw Bad("task_type", $"'{taskType}': expected CAUSAL_LM");
+        }
         if (o["r"] is null) throw Bad("r", "missing");
         var r = Get("r", 0);
         var alpha = o["lora_alpha"] is null ? 8.0 : Get("lora_alpha", 0.0);
@@ -151,11 +184,12 @@ public static class PeftAdapter
     /// <summary>
     /// Adds the adapter of <paramref name="dir"/> to <paramref name="model"/> and loads its
     /// weights. An adapter made for another architecture, or whose tensors do not fit the
-    /// base's layers, is an error naming the file and tensor.
+    /// base's layers, is an error naming the file and tensor. With <paramref name="score"/> (a
+    /// sequence classifier's head), a SEQ_CLS adapter whose saved head is copied into it.
     /// </summary>
-    public static LoraConfig Load(CausalLM model, string dir, long seed = 0)
+    public static LoraConfig Load(CausalLM model, string dir, long seed = 0, Tensor? score = null)
     {
-        var config = ReadConfig(dir);
+        var config = ReadConfig(dir, sequenceClassification: score is not null);
         CheckArchitecture(model, dir, config);
         var path = Path.Combine(dir, WeightsFile);
         if (!File.Exists(path))
@@ -163,13 +197,17 @@ public static class PeftAdapter
         // Attach where the file has tensors: the list form of target_modules is matched the same way.
         try { LoraAdapters.Attach(model, config, seed); }
         catch (InputError e) { throw new InputError($"{Path.Combine(dir, ConfigFile)}: target_modules: {e.Message}"); }
-        LoadWeights(model, dir);
+        LoadWeights(model, dir, score);
         return config;
     }
 
-    /// <summary>Loads adapter weights into a model that already carries the same adapters (resume).</summary>
-    public static void LoadWeights(CausalLM model, string dir) =>
-        CopyInto(model, dir, Tensors(model).ToDictionary(t => t.Name, t => t.Tensor, StringComparer.Ordinal));
+    /// <summary>Loads adapter weights (and a SEQ_CLS adapter's head into <paramref name="score"/>) into a model that already carries the same adapters (resume).</summary>
+    public static void LoadWeights(CausalLM model, string dir, Tensor? score = null)
+    {
+        var targets = Tensors(model).ToDictionary(t => t.Name, t => t.Tensor, StringComparer.Ordinal);
+        if (score is not null) targets[ScoreTensor] = score;
+        CopyInto(model, dir, targets);
+    }
 
     /// <summary>
     /// A frozen copy of the adapter weights in <paramref name="dir"/>, made for the adapters

@@ -27,8 +27,15 @@ public sealed record PreferenceFormat(PreferenceLayout Layout, bool Conversation
     };
 }
 
-/// <summary>A validated preference pair: what the DPO trainer consumes. Readers never go past this.</summary>
-public abstract record PreferenceExample(string Source);
+/// <summary>A validated preference pair: what the DPO and reward trainers consume. Readers never go past this.</summary>
+public abstract record PreferenceExample(string Source)
+{
+    /// <summary>
+    /// The record's "margin" (TRL's RewardTrainer: how much the chosen reward should exceed the
+    /// rejected), read only when the dataset is loaded with margins; null without one.
+    /// </summary>
+    public double? Margin { get; init; }
+}
 
 /// <summary>A prompt and two completions as strings (the implicit prompt already extracted).</summary>
 public sealed record TextPreferenceExample(string Source, string Prompt, string Chosen, string Rejected) : PreferenceExample(Source);
@@ -127,6 +134,15 @@ public static class PreferenceFormats
         return new ConversationPreferenceExample(record.Location, prompt, Output("preferred_output"), Output("non_preferred_output"), tools);
     }
 
+    /// <summary>The record with its optional "margin": a finite number when present.</summary>
+    public static PreferenceExample WithMargin(PreferenceExample example, DataRecord record) => record.Value["margin"] switch
+    {
+        null when !record.Value.ContainsKey("margin") => example,
+        null => throw record.Error("margin", "is null"),
+        JsonValue v when v.GetValueKind() == JsonValueKind.Number && v.TryGetValue<double>(out var m) && double.IsFinite(m) => example with { Margin = m },
+        var other => throw record.Error("margin", $"expected a number, got {RecordFormats.Describe(other)}"),
+    };
+
     static string RequiredString(DataRecord record, string field) => record.Value[field] switch
     {
         null => throw record.Error(field, record.Value.ContainsKey(field) ? "is null" : "missing"),
@@ -164,11 +180,15 @@ public sealed record PreferenceDataset(PreferenceFormat Format, IReadOnlyList<Pr
     /// <summary>
     /// Reads and validates every record. Bad records fail the load, all of them listed (as
     /// <see cref="SftDataset.Load"/> does); with <paramref name="skipInvalid"/> they are dropped and counted.
+    /// With <paramref name="margins"/> each record's optional "margin" is read (and validated) too.
     /// </summary>
-    public static PreferenceDataset Load(string path, bool skipInvalid = false)
+    public static PreferenceDataset Load(string path, bool skipInvalid = false, bool margins = false)
     {
+        Func<DataRecord, PreferenceFormat, PreferenceExample> toExample = margins
+            ? (record, format) => PreferenceFormats.WithMargin(PreferenceFormats.ToExample(record, format), record)
+            : PreferenceFormats.ToExample;
         var (format, examples, skipped) = DatasetLoader.Load(path, skipInvalid, PreferenceFormats.Detect,
-            (a, b) => (a.Layout == PreferenceLayout.OpenAi) == (b.Layout == PreferenceLayout.OpenAi), PreferenceFormats.ToExample,
+            (a, b) => (a.Layout == PreferenceLayout.OpenAi) == (b.Layout == PreferenceLayout.OpenAi), toExample,
             "no preference fields: expected \"chosen\" and \"rejected\" (with or without \"prompt\"), or OpenAI's \"input\", \"preferred_output\" and \"non_preferred_output\"");
         return new PreferenceDataset(format, examples, skipped);
     }

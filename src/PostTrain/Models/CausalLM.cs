@@ -63,12 +63,16 @@ public sealed class CausalLM : nn.Module
     public ModelConfig Config { get; }
     public ScalarType DType { get; }
 
-    public CausalLM(ModelConfig config, ScalarType dtype = ScalarType.Float32) : base(nameof(CausalLM))
+    /// <param name="outputLayer">
+    /// False: the decoder alone, without lm_head (a sequence classifier's body, whose head is its
+    /// own): <see cref="OutputWeight"/> then fails for an untied model.
+    /// </param>
+    public CausalLM(ModelConfig config, ScalarType dtype = ScalarType.Float32, bool outputLayer = true) : base(nameof(CausalLM))
     {
         Config = config;
         DType = dtype;
         model = new DecoderModel(config, dtype);
-        if (!config.TieWordEmbeddings)
+        if (!config.TieWordEmbeddings && outputLayer)
             lm_head = nn.Linear(config.HiddenSize, config.VocabSize, hasBias: false, dtype: dtype);
         rotary = new RotaryEmbedding(config);
         RegisterComponents();
@@ -114,7 +118,8 @@ public sealed class CausalLM : nn.Module
         name.Contains(".lora_A.", StringComparison.Ordinal) || name.Contains(".lora_B.", StringComparison.Ordinal);
 
     /// <summary>The output projection's weight: lm_head, or the embeddings when tied.</summary>
-    public Tensor OutputWeight => lm_head?.weight ?? model.EmbedTokens.weight!;
+    public Tensor OutputWeight => lm_head?.weight ?? (Config.TieWordEmbeddings ? model.EmbedTokens.weight!
+        : throw new InvalidOperationException("this model was built without its output layer (a sequence classifier's decoder)"));
 
     /// <summary>
     /// Final hidden states [batch, seq, hidden]. <paramref name="attentionMask"/> is 1 for real

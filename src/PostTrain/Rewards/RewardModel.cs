@@ -17,7 +17,10 @@ namespace PostTrain.Rewards;
 /// prompt), a text sample is prompt + completion; both are tokenized without added special tokens,
 /// right-padded with the tokenizer's pad token (its EOS token when it has none, as TRL sets it),
 /// and the score is the logit of label 0 at each row's last token that is not the pad token
-/// (TRL's logits[:, 0]; with num_labels &gt; 1 the other labels are ignored).
+/// (TRL's logits[:, 0]; with num_labels &gt; 1 the other labels are ignored). The directory may
+/// also be a reward model's PEFT adapter (task_type SEQ_CLS, as `posttrain reward --lora` writes
+/// it): its base_model_name_or_path is loaded, the adapters are applied and the head is the
+/// adapter's base_model.model.score.weight.
 /// </summary>
 public sealed class RewardModel : IRewardFunction, IDisposable
 {
@@ -54,7 +57,9 @@ public sealed class RewardModel : IRewardFunction, IDisposable
         var model = LoadClassifier(dir);
         try
         {
-            var tokenizer = HfTokenizer.FromDirectory(dir);
+            // An adapter directory without tokenizer files uses its base's.
+            var tokenizerDir = PeftAdapter.IsAdapter(dir) && !File.Exists(Path.Combine(dir, "tokenizer.json")) ? AdapterBase(dir) : dir;
+            var tokenizer = HfTokenizer.FromDirectory(tokenizerDir);
             return new RewardModel(dir, model, tokenizer) { BatchSize = batchSize };
         }
         catch
@@ -70,6 +75,7 @@ public sealed class RewardModel : IRewardFunction, IDisposable
     /// </summary>
     public static SequenceClassifier LoadClassifier(string dir)
     {
+        if (PeftAdapter.IsAdapter(dir)) return LoadAdapterClassifier(dir);
         var configPath = Path.Combine(dir, HfCheckpoint.ConfigFile);
         var config = HfCheckpoint.LoadConfig(dir);
         var architectures = config.Raw["architectures"] as JsonArray;
@@ -93,9 +99,42 @@ public sealed class RewardModel : IRewardFunction, IDisposable
         var model = new SequenceClassifier(config, numLabels);
         try
         {
-            HfCheckpoint.LoadWeights(model, config, dir);
-            foreach (var p in model.parameters()) p.requires_grad = false;
-            model.eval();
+            HfCheckpoint.LoadWeights(model, dir);
+            model.Freeze();
+            return model;
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>The base model directory of a reward model's adapter (its base_model_name_or_path, which must exist here).</summary>
+    static string AdapterBase(string dir)
+    {
+        var config = PeftAdapter.ReadConfig(dir, sequenceClassification: true);
+        var baseDir = config.BaseModel is null ? null : Path.GetFullPath(config.BaseModel);
+        if (baseDir is null || !File.Exists(Path.Combine(baseDir, HfCheckpoint.ConfigFile)))
+            throw new InputError($"{Path.Combine(dir, PeftAdapter.ConfigFile)}: base_model_name_or_path: " +
+                                 $"{(config.BaseModel is null ? "missing" : $"'{config.BaseModel}' is not a model directory here")}; a reward model's adapter is scored on its base");
+        return baseDir;
+    }
+
+    /// <summary>
+    /// A reward model's adapter (PEFT SEQ_CLS): its base's decoder (a causal LM's lm_head, or a
+    /// sequence classifier's own head, left out), the adapters on it, and the adapter's head.
+    /// </summary>
+    static SequenceClassifier LoadAdapterClassifier(string dir)
+    {
+        var baseDir = AdapterBase(dir);
+        var config = HfCheckpoint.LoadConfig(baseDir);
+        var model = new SequenceClassifier(config, numLabels: 1);
+        try
+        {
+            HfCheckpoint.LoadWeights(model, baseDir, withScore: false);
+            PeftAdapter.Load(model.Decoder, dir, score: model.Score.weight);
+            model.Freeze();
             return model;
         }
         catch

@@ -22,6 +22,8 @@ public sealed class Trainer<TUnit>
 {
     public const string StateFile = "trainer_state.json";
     public const string OptimizerFile = "optimizer.safetensors";
+    /// <summary>The trained parameters of the method's extra modules in a checkpoint, as NAME.PARAM.</summary>
+    public const string ExtraModulesFile = "extra_modules.safetensors";
 
     readonly CausalLM model;
     readonly TrainingMethod<TUnit> method;
@@ -44,6 +46,10 @@ public sealed class Trainer<TUnit>
         this.options = options;
         this.outputDir = Path.GetFullPath(outputDir);
         this.filesFrom = filesFrom;
+        var topLevel = model.named_children().Select(c => c.name).ToHashSet(StringComparer.Ordinal);
+        foreach (var (name, _) in method.ExtraModules)
+            if (!topLevel.Add(name))
+                throw new ArgumentException($"extra module '{name}': the name is taken (by the model or another extra module)", nameof(method));
         model.GradientCheckpointing = options.GradientCheckpointing;
         if (options.DropoutDisabled) model.DisableDropout(); // as TRL's trainers do in __init__ with disable_dropout
     }
@@ -97,7 +103,7 @@ public sealed class Trainer<TUnit>
     public TrainResult Train(TextWriter console, string? resumeFrom = null, CancellationToken stop = default)
     {
         Directory.CreateDirectory(outputDir);
-        var parameters = model.named_parameters().Where(p => p.parameter.requires_grad).ToList();
+        var parameters = model.named_parameters().Concat(ExtraParameters()).Where(p => p.parameter.requires_grad).ToList();
         using var optimizer = new AdamW(parameters.Select(p => (p.name, p.parameter)), options.AdamBeta1,
             options.AdamBeta2, options.AdamEpsilon, options.WeightDecay);
         int total = TotalSteps;
@@ -120,7 +126,7 @@ public sealed class Trainer<TUnit>
         double? lastLoss = null, lastEval = null;
         int step = start;
         bool interrupted = false;
-        model.train();
+        SetTraining(true);
         for (; step < total; step++)
         {
             // Dropout (LoRA's) draws from the model's generator: seeding it per step makes a
@@ -172,14 +178,14 @@ public sealed class Trainer<TUnit>
                 if (eval is not null) lastEval = evalMetrics["eval_loss"];
                 foreach (var evaluation in Evaluations)
                 {
-                    model.eval();
+                    SetTraining(false);
                     try
                     {
                         foreach (var (k, v) in evaluation(model)) evalMetrics[k] = v;
                     }
                     finally
                     {
-                        model.train();
+                        SetTraining(true);
                     }
                 }
                 log.Write(done, epoch, evalMetrics);
@@ -204,7 +210,23 @@ public sealed class Trainer<TUnit>
         return new TrainResult(interrupted ? step : total, total, interrupted, lastLoss, lastEval);
     }
 
-    long CountTrainable() => model.parameters().Where(p => p.requires_grad).Sum(p => p.numel());
+    long CountTrainable() => model.parameters().Concat(ExtraParameters().Select(p => p.parameter)).Where(p => p.requires_grad).Sum(p => p.numel());
+
+    /// <summary>The method's extra modules' parameters, named NAME.PARAM.</summary>
+    IEnumerable<(string name, TorchSharp.Modules.Parameter parameter)> ExtraParameters() =>
+        method.ExtraModules.SelectMany(m => m.Module.named_parameters().Select(p => ($"{m.Name}.{p.name}", p.parameter)));
+
+    /// <summary>Training or evaluation mode for the model and the method's extra modules.</summary>
+    void SetTraining(bool training)
+    {
+        if (training) model.train();
+        else model.eval();
+        foreach (var (_, module) in method.ExtraModules)
+        {
+            if (training) module.train();
+            else module.eval();
+        }
+    }
 
     double ClipGradients(IEnumerable<TorchSharp.Modules.Parameter> parameters)
     {
@@ -221,7 +243,7 @@ public sealed class Trainer<TUnit>
     public Dictionary<string, double> Evaluate()
     {
         var units = eval ?? throw new InvalidOperationException("no evaluation data");
-        model.eval();
+        SetTraining(false);
         double lossSum = 0;
         long items = 0;
         var sums = new Dictionary<string, double>();
@@ -237,7 +259,7 @@ public sealed class Trainer<TUnit>
                 foreach (var (k, v) in output.MetricSums) sums[k] = sums.GetValueOrDefault(k) + v;
             }
         }
-        model.train();
+        SetTraining(true);
         var metrics = new Dictionary<string, double> { ["eval_loss"] = items > 0 ? lossSum / items : double.NaN };
         foreach (var (k, v) in sums) metrics["eval_" + k] = items > 0 ? v / items : double.NaN;
         return metrics;
@@ -261,7 +283,9 @@ public sealed class Trainer<TUnit>
         var dir = Path.Combine(outputDir, $"checkpoint-{step}");
         AtomicDirectory.Write(dir, overwrite: true, temp =>
         {
-            WriteModel(temp);
+            method.SaveModel(model, temp, filesFrom);
+            var extra = ExtraParameters().Where(p => p.parameter.requires_grad).Select(p => (p.name, (Tensor)p.parameter)).ToList();
+            if (extra.Count > 0) SafeTensorsFile.Write(Path.Combine(temp, ExtraModulesFile), extra);
             optimizer.Save(Path.Combine(temp, OptimizerFile));
             var state = new JsonObject
             {
@@ -305,26 +329,30 @@ public sealed class Trainer<TUnit>
         Same("batch_size", options.UnitsPerMicroBatch, "as batch size");
         Same("gradient_accumulation_steps", options.GradientAccumulationSteps, "accumulation steps");
         Same("seed", options.Seed, "as seed");
-        if (model.Lora is not null) PeftAdapter.LoadWeights(model, dir);
-        else HfCheckpoint.LoadWeights(model, dir);
+        method.LoadModel(model, dir);
+        LoadExtraModules(dir);
         optimizer.Load(Path.Combine(dir, OptimizerFile));
         return (state["global_step"]!.GetValue<int>(), LogWindow.FromJson(state["log_window"]!.AsObject()),
             state["num_tokens"]!.GetValue<long>());
     }
 
-    /// <summary>
-    /// The model's files: a full Hugging Face model, or with LoRA only the adapter (PEFT's
-    /// layout, as TRL saves a PEFT model); the tokenizer files travel with either.
-    /// </summary>
-    void WriteModel(string dir)
+    /// <summary>Restores the trained parameters of the method's extra modules from a checkpoint's <see cref="ExtraModulesFile"/>.</summary>
+    void LoadExtraModules(string dir)
     {
-        if (model.Lora is null)
+        var extra = ExtraParameters().Where(p => p.parameter.requires_grad).ToList();
+        if (extra.Count == 0) return;
+        var path = Path.Combine(dir, ExtraModulesFile);
+        if (!File.Exists(path)) throw new InputError($"{dir}: no {ExtraModulesFile} (the weights of {string.Join(", ", method.ExtraModules.Select(m => m.Name))})");
+        using var file = SafeTensorsFile.Open(path);
+        using var noGrad = no_grad();
+        foreach (var (name, parameter) in extra)
         {
-            HfCheckpoint.WriteInto(model, dir, new SaveOptions { CopyFilesFrom = filesFrom });
-            return;
+            if (!file.Tensors.TryGetValue(name, out var info))
+                throw new InputError($"{path}: missing tensor '{name}'");
+            if (!info.Shape.SequenceEqual(parameter.shape) || SafeTensorsFile.ToScalarType(info.DType, path, name) != parameter.dtype)
+                throw new InputError($"{path}: tensor '{name}' does not fit the parameter");
+            file.CopyInto(info, parameter);
         }
-        PeftAdapter.WriteInto(model, dir);
-        if (filesFrom is not null) HfCheckpoint.CopyTokenizerFiles(filesFrom, dir);
     }
 
     /// <summary>The final model (or adapter) in OUTPUT itself, with the tokenizer files, as transformers' save_model.</summary>
@@ -334,7 +362,7 @@ public sealed class Trainer<TUnit>
         Directory.CreateDirectory(temp);
         try
         {
-            WriteModel(temp);
+            method.SaveModel(model, temp, filesFrom);
             foreach (var stale in new[] { HfCheckpoint.SingleFile, HfCheckpoint.IndexFile, PeftAdapter.ConfigFile, PeftAdapter.WeightsFile }.Concat(
                          Directory.GetFiles(outputDir, "model-*-of-*.safetensors").Select(Path.GetFileName)))
                 File.Delete(Path.Combine(outputDir, stale!));

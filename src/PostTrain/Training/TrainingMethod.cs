@@ -1,3 +1,4 @@
+using PostTrain.Checkpoints;
 using PostTrain.Models;
 using static TorchSharp.torch;
 
@@ -13,10 +14,47 @@ public sealed record MicroBatchLoss(Tensor LossSum, IReadOnlyDictionary<string, 
 /// <summary>
 /// A post-training method as the shared loop sees it: how many items and tokens a group of
 /// units holds, and the summed loss of one micro-batch. Units are whatever the method batches
-/// (tokenized sequences, packed rows, preference pairs).
+/// (tokenized sequences, packed rows, preference pairs). A method may own trainable modules
+/// beside the model (<see cref="ExtraModules"/>) and write its own output
+/// (<see cref="SaveModel"/>, <see cref="LoadModel"/>).
 /// </summary>
 public abstract class TrainingMethod<TUnit>
 {
+    /// <summary>
+    /// Trainable modules the method owns beside the model, by a name unique among them and the
+    /// model's top-level names (a reward model's score head; PPO's value model). The loop trains
+    /// their parameters that require gradients with the model's: AdamW (parameter NAME.PARAM,
+    /// weight decay by the model's rule), the global gradient norm clipped over all of them,
+    /// train/eval mode with the model's; and checkpoint-STEP holds their weights (in
+    /// <c>extra_modules.safetensors</c>) and optimizer state, which --resume restores. Their place
+    /// in the final output is the method's (<see cref="SaveModel"/>).
+    /// </summary>
+    public virtual IReadOnlyList<(string Name, nn.Module Module)> ExtraModules => [];
+
+    /// <summary>
+    /// Writes the trained model into <paramref name="dir"/>, an existing directory: each
+    /// checkpoint-STEP and the final output. By default the model in Hugging Face layout, or with
+    /// LoRA only its adapter in PEFT's (as TRL saves a PEFT model), with the tokenizer files of
+    /// <paramref name="filesFrom"/> either way.
+    /// </summary>
+    public virtual void SaveModel(CausalLM model, string dir, string? filesFrom)
+    {
+        if (model.Lora is null)
+        {
+            HfCheckpoint.WriteInto(model, dir, new SaveOptions { CopyFilesFrom = filesFrom });
+            return;
+        }
+        PeftAdapter.WriteInto(model, dir);
+        if (filesFrom is not null) HfCheckpoint.CopyTokenizerFiles(filesFrom, dir);
+    }
+
+    /// <summary>Loads what <see cref="SaveModel"/> wrote into a checkpoint (resume): the model's weights, or its adapters'.</summary>
+    public virtual void LoadModel(CausalLM model, string dir)
+    {
+        if (model.Lora is not null) PeftAdapter.LoadWeights(model, dir);
+        else HfCheckpoint.LoadWeights(model, dir);
+    }
+
     /// <summary>The loss normaliser's share of these units (e.g. trained tokens).</summary>
     public abstract long CountItems(IReadOnlyList<TUnit> units);
 

@@ -365,6 +365,85 @@ public class TrainingLoopTests
         Assert.Equal(before, DisposeScopeManager.Statistics.ThreadTotalLiveCount);
     }
 
+    /// <summary>
+    /// SFT plus a module the method owns beside the model: a small linear head whose parameters
+    /// get the gradient <paramref name="c"/> in every element (the loss gains c · items · sum of
+    /// them, and the loop divides by the step's items).
+    /// </summary>
+    sealed class WithExtraModule(double c, long seed) : TrainingMethod<TokenizedSequence>
+    {
+        readonly SftMethod sft = new();
+        public TorchSharp.Modules.Linear Head { get; } = NewHead(seed);
+
+        static TorchSharp.Modules.Linear NewHead(long seed)
+        {
+            var head = nn.Linear(4, 3, hasBias: true);
+            using var noGrad = no_grad();
+            using var g = new Generator((ulong)seed);
+            head.weight!.normal_(0, 1, g);
+            head.bias!.normal_(0, 1, g);
+            return head;
+        }
+
+        public override IReadOnlyList<(string Name, nn.Module Module)> ExtraModules => [("head", Head)];
+        public override long CountItems(IReadOnlyList<TokenizedSequence> units) => sft.CountItems(units);
+        public override long CountTokens(IReadOnlyList<TokenizedSequence> units) => sft.CountTokens(units);
+        public override MicroBatchLoss Loss(CausalLM model, IReadOnlyList<TokenizedSequence> units)
+        {
+            var output = sft.Loss(model, units);
+            var extra = (Head.weight!.sum() + Head.bias!.sum()) * (c * sft.CountItems(units));
+            return output with { LossSum = output.LossSum + extra };
+        }
+    }
+
+    [Fact]
+    public void ExtraModulesAreClippedWithTheModelTrainedCheckpointedAndResumedExactly()
+    {
+        var data = SyntheticData.PromptAnswers(12, seed: 8);
+        var options = new SftOptions { LearningRate = 5e-3, BatchSize = 3, GradientAccumulationSteps = 2, MaxSteps = 6, LoggingSteps = 1, SaveSteps = 3, WeightDecay = 0.1, MaxGradNorm = 0 };
+
+        // The global gradient norm takes in the extra module: its 15 elements add 15 c^2 to the model's squared norm.
+        var plain = TestModels.TempDir();
+        using (var model = Tiny(8))
+            new Trainer<TokenizedSequence>(model, new SftMethod(), data, null, options with { MaxSteps = 1 }, plain, null).Train(TextWriter.Null);
+        var full = TestModels.TempDir();
+        var uninterrupted = new WithExtraModule(0.5, seed: 1);
+        using (var model = Tiny(8))
+        {
+            var trainer = new Trainer<TokenizedSequence>(model, uninterrupted, data, null, options, full, null);
+            var output = new StringWriter();
+            trainer.Train(output);
+            Assert.Contains($"{model.parameters().Sum(p => p.numel()) + 15} trainable parameters", output.ToString());
+        }
+        double without = Metrics(plain)[0]["grad_norm"]!.GetValue<double>(), with = Metrics(full)[0]["grad_norm"]!.GetValue<double>();
+        Assert.Equal(Math.Sqrt(without * without + 15 * 0.25), with, 1e-5);
+
+        // checkpoint-STEP holds the extra module's weights and its AdamW moments.
+        var checkpoint = Path.Combine(full, "checkpoint-3");
+        using (var file = PostTrain.Checkpoints.SafeTensorsFile.Open(Path.Combine(checkpoint, Trainer<TokenizedSequence>.ExtraModulesFile)))
+            Assert.Equal(["head.bias", "head.weight"], file.Tensors.Keys.Order());
+        using (var file = PostTrain.Checkpoints.SafeTensorsFile.Open(Path.Combine(checkpoint, Trainer<TokenizedSequence>.OptimizerFile)))
+            Assert.Contains("head.weight.exp_avg_sq", file.Tensors.Keys);
+
+        // Resumed with a head and a model of other initial weights, the run ends where the uninterrupted one did.
+        var resumed = TestModels.TempDir();
+        CopyDirectory(checkpoint, Path.Combine(resumed, "checkpoint-3"));
+        File.WriteAllLines(Path.Combine(resumed, RunLog.MetricsFile), File.ReadAllLines(Path.Combine(full, RunLog.MetricsFile)).Take(3));
+        var again = new WithExtraModule(0.5, seed: 2);
+        using (var model = Tiny(99))
+            new Trainer<TokenizedSequence>(model, again, data, null, options, resumed, null).Train(TextWriter.Null, resumeFrom: Path.Combine(resumed, "checkpoint-3"));
+        var a = Metrics(full);
+        var b = Metrics(resumed);
+        Assert.Equal(a.Count, b.Count);
+        for (int i = 0; i < a.Count; i++)
+            foreach (var key in new[] { "loss", "grad_norm", "learning_rate" })
+                Assert.Equal(a[i][key]!.GetValue<double>(), b[i][key]!.GetValue<double>(), 1e-6);
+        Assert.True(uninterrupted.Head.weight!.allclose(again.Head.weight!, rtol: 0, atol: 1e-6));
+        Assert.True(uninterrupted.Head.bias!.allclose(again.Head.bias!, rtol: 0, atol: 1e-6));
+        using var initial = new WithExtraModule(0.5, seed: 1).Head;
+        Assert.False(initial.weight!.allclose(uninterrupted.Head.weight!, rtol: 0, atol: 1e-3)); // trained
+    }
+
     static void CopyDirectory(string from, string to)
     {
         Directory.CreateDirectory(to);
