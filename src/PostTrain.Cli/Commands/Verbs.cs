@@ -22,6 +22,7 @@ public static class Verbs
         DemoCommand.Create(),
         GrpoCommand.Create(PostTrain.Trainers.OnlineAlgorithm.Grpo),
         GrpoCommand.Create(PostTrain.Trainers.OnlineAlgorithm.Rloo),
+        PpoCommand.Create(),
     ];
 
     /// <summary>

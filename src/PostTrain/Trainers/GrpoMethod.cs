@@ -143,19 +143,8 @@ public sealed class GrpoMethod : TrainingMethod<PromptUnit>
     /// eval_reward_std, eval_rewards/NAME/mean and /std, eval_frac_reward_zero_std (each prompt's
     /// group; 1 with one completion per prompt, as TRL), eval_completions/*.
     /// </summary>
-    public Dictionary<string, double> EvaluatePrompts(CausalLM model, IReadOnlyList<PromptUnit> units)
-    {
-        int n = options.EvalNumGenerations;
-        var rollout = sampler.Sample(model, [units], new RolloutSettings
-        {
-            Generations = n, MaxCompletionLength = options.MaxCompletionLength, Temperature = options.EvalTemperature, TopP = options.TopP, TopK = options.TopK,
-            Seed = options.Seed, BatchSize = Math.Max(n, options.BatchSize),
-        }, Log, "evaluation");
-        var scale = Rloo ? ScaleRewards.None : options.EffectiveScaleRewards;
-        var groupStd = n > 1 ? GrpoLoss.GroupAdvantages(rollout.Rewards.Total, n, scale).Std : new double[units.Count];
-        return GrpoLoss.RolloutMetrics(rewards.Names, rollout.Rewards, groupStd, rollout.CompletionIds.Select(c => c.Count).ToList(),
-            rollout.Truncated, prefix: "eval_");
-    }
+    public Dictionary<string, double> EvaluatePrompts(CausalLM model, IReadOnlyList<PromptUnit> units) =>
+        sampler.Evaluate(model, units, options, Rloo ? ScaleRewards.None : options.EffectiveScaleRewards, Log);
 
     /// <summary>
     /// Log-probabilities of the scored tokens under logits / temperature, as TRL computes them,

@@ -96,21 +96,40 @@ public static class RewardRun
     /// </summary>
     public static SequenceClassifier LoadClassifier(RewardOptions options, TextWriter log)
     {
-        var dir = options.Model ?? throw new InputError("--model: required");
+        var dtype = options.UsesLora && options.BaseDtype == BaseDtype.BFloat16 ? ScalarType.BFloat16 : ScalarType.Float32;
+        var classifier = LoadClassifier(options.Model ?? throw new InputError("--model: required"), options.Seed, dtype, log);
+        try
+        {
+            if (options.Lora) LoraAdapters.Attach(classifier.Decoder, options.LoraConfig(), options.Seed);
+            return classifier;
+        }
+        catch
+        {
+            classifier.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// A trainable one-label classifier from <paramref name="dir"/>: a sequence classifier with
+    /// its head, or a causal LM's decoder with a new head (normal(0, initializer_range), seeded by
+    /// <paramref name="seed"/>); the decoder in <paramref name="dtype"/>, the head in float32.
+    /// Reward-model training and PPO's value model start from it.
+    /// </summary>
+    public static SequenceClassifier LoadClassifier(string dir, long seed, ScalarType dtype, TextWriter log)
+    {
         var config = HfCheckpoint.LoadConfig(dir);
         bool fromClassifier = IsSequenceClassifier(config.Raw);
         if (fromClassifier && NumLabels(config.Raw) is var labels and not 1)
             throw new InputError($"{Path.Combine(dir, HfCheckpoint.ConfigFile)}: the model has num_labels={labels}; a reward model has one label (one score per sequence), as TRL requires");
-        var dtype = options.UsesLora && options.BaseDtype == BaseDtype.BFloat16 ? ScalarType.BFloat16 : ScalarType.Float32;
         var classifier = new SequenceClassifier(config, numLabels: 1, dtype, scoreDtype: ScalarType.Float32);
         try
         {
             HfCheckpoint.LoadWeights(classifier, dir, withScore: fromClassifier);
-            if (!fromClassifier) classifier.InitializeScore(options.Seed);
+            if (!fromClassifier) classifier.InitializeScore(seed);
             log.WriteLine(fromClassifier
                 ? $"Model: {config.ArchitectureClass.Replace("ForCausalLM", "ForSequenceClassification")} with its score head"
-                : $"Model: {config.ArchitectureClass}'s decoder and a new score head [1, {config.HiddenSize}] (normal(0, {config.InitializerRange}), seed {options.Seed})");
-            if (options.Lora) LoraAdapters.Attach(classifier.Decoder, options.LoraConfig(), options.Seed);
+                : $"Model: {config.ArchitectureClass}'s decoder and a new score head [1, {config.HiddenSize}] (normal(0, {config.InitializerRange}), seed {seed})");
             return classifier;
         }
         catch

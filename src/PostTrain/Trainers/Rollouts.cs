@@ -100,6 +100,24 @@ public sealed class Rollouts(RewardSet rewards, Func<IReadOnlyList<int>, string>
         }
     }
 
+    /// <summary>
+    /// The --eval-data prompts sampled with the evaluation settings (--eval-temperature, greedy by
+    /// default; --eval-num-generations) and scored with the rewards: the rollout metrics prefixed
+    /// eval_ (group stds scaled as <paramref name="scale"/> when there are several completions per prompt).
+    /// </summary>
+    public Dictionary<string, double> Evaluate(CausalLM model, IReadOnlyList<PromptUnit> units, OnlineOptions options, ScaleRewards scale, TextWriter? log)
+    {
+        int n = options.EvalNumGenerations;
+        var rollout = Sample(model, [units], new RolloutSettings
+        {
+            Generations = n, MaxCompletionLength = options.MaxCompletionLength, Temperature = options.EvalTemperature, TopP = options.TopP, TopK = options.TopK,
+            Seed = options.Seed, BatchSize = Math.Max(n, options.BatchSize),
+        }, log, "evaluation");
+        var groupStd = n > 1 ? GrpoLoss.GroupAdvantages(rollout.Rewards.Total, n, scale).Std : new double[units.Count];
+        return GrpoLoss.RolloutMetrics(rewards.Names, rollout.Rewards, groupStd, rollout.CompletionIds.Select(c => c.Count).ToList(),
+            rollout.Truncated, prefix: "eval_");
+    }
+
     /// <summary>A part's scored-token values split per completion in the loss.</summary>
     static void Split(float[] flat, Rollout rollout, RolloutPart part, float[]?[] into)
     {

@@ -368,6 +368,12 @@ public sealed class Trainer<TUnit>
                 File.Delete(Path.Combine(outputDir, stale!));
             foreach (var file in Directory.GetFiles(temp))
                 File.Move(file, Path.Combine(outputDir, Path.GetFileName(file)), overwrite: true);
+            foreach (var dir in Directory.GetDirectories(temp)) // a method's own output beside the model (PPO's value_model)
+            {
+                var target = Path.Combine(outputDir, Path.GetFileName(dir));
+                if (Directory.Exists(target)) Directory.Delete(target, recursive: true);
+                Directory.Move(dir, target);
+            }
         }
         finally
         {
