@@ -51,6 +51,7 @@ public static class GenerateCommand
             // Read and check every line before loading the model or generating anything.
             var inputPath = result.GetValue(input)!;
             var lines = DatasetReader.ReadJsonLines(inputPath).ToList();
+            if (lines.Count == 0) throw new InputError(DatasetReader.NoRecords(inputPath));
             bool needsText = options.Stop.Count > 0 || lines.Any(l => l.Value.ContainsKey("prompt") || l.Value.ContainsKey("messages"));
             var tokenizer = needsText ? Tokenizer(modelDir, options.Stop.Count > 0 ? "--stop" : null) : null;
             ChatTemplate? template = null;

@@ -40,10 +40,18 @@ public static class LogprobsCommand
             foreach (var line in DatasetReader.ReadJsonLines(inputPath))
             {
                 int[] ids;
+                string field;
                 if (line.Value.ContainsKey("input_ids"))
+                {
+                    field = "input_ids";
+                    // The length first: a 10 MB line is rejected before its ids are checked one by one.
+                    if (line.Value["input_ids"] is JsonArray array && array.Count > config.MaxPositionEmbeddings)
+                        throw TooLong(line, field, array.Count, config.MaxPositionEmbeddings);
                     ids = line.TokenIds("input_ids", config.VocabSize);
+                }
                 else if (line.Value["text"] is JsonValue text && text.TryGetValue<string>(out var s))
                 {
+                    field = "text";
                     tokenizer ??= HfTokenizer.FromDirectory(modelDir);
                     ids = tokenizer.Encode(s, addSpecialTokens: true);
                     if (ids.Any(id => id >= config.VocabSize))
@@ -52,6 +60,7 @@ public static class LogprobsCommand
                 else if (line.Value.ContainsKey("messages"))
                 {
                     // A whole conversation as the chat template renders it (no generation prompt).
+                    field = "messages";
                     var messages = RecordFormats.Messages(line, "messages");
                     template ??= ChatTemplate.FromModelDirectory(modelDir);
                     tokenizer ??= HfTokenizer.FromDirectory(modelDir);
@@ -61,9 +70,13 @@ public static class LogprobsCommand
                 }
                 else
                     throw line.Error(line.Value.ContainsKey("text") ? "text" : "input_ids", line.Value.ContainsKey("text") ? "expected a string" : "missing (give input_ids, text or messages)");
-                if (ids.Length == 0) throw line.Error("input_ids", "empty sequence");
+                if (ids.Length == 0) throw line.Error(field, "empty sequence");
+                // Scoring a sequence longer than the model's positions cannot be done (and a
+                // 10 MB line would exhaust memory): rejected here, as generate rejects such a prompt.
+                if (ids.Length > config.MaxPositionEmbeddings) throw TooLong(line, field, ids.Length, config.MaxPositionEmbeddings);
                 sequences.Add(ids);
             }
+            if (sequences.Count == 0) throw new InputError(DatasetReader.NoRecords(inputPath));
 
             using var lm = ModelArgs.Load(modelDir, adapterDir, dtype);
             var scores = TokenScorer.LogProbs(lm, sequences, batch);
@@ -75,6 +88,9 @@ public static class LogprobsCommand
         }));
         return command;
     }
+
+    static InputError TooLong(DataRecord line, string field, int tokens, int context) =>
+        line.Error(field, $"{tokens} tokens, more than the model's context of {context} (max_position_embeddings)");
 
     static void WriteLine(TextWriter writer, int[] ids, float[] logProbs)
     {

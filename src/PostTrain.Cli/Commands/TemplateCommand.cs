@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using PostTrain.Data;
 using PostTrain.Tokenization;
 using PostTrain.Tokenization.Jinja;
 
@@ -39,23 +40,15 @@ public static class TemplateCommand
         var variables = ChatTemplateKwargs.Parse(sets, "--set");
         if (!File.Exists(inputPath)) throw new InputError($"{inputPath}: file not found");
 
-        TextWriter writer = outputPath is null ? stdout : new StreamWriter(outputPath, false, new UTF8Encoding(false));
-        try
+        // The output is written to a temporary file and renamed (OutputFile), so an error on line
+        // 737 leaves no partial output and an existing output file untouched.
+        OutputFile.Write(outputPath, stdout, writer =>
         {
-            long lineNo = 0;
-            foreach (var line in File.ReadLines(inputPath))
+            long count = 0;
+            foreach (var data in DatasetReader.ReadJsonLines(inputPath))
             {
-                lineNo++;
-                if (string.IsNullOrWhiteSpace(line)) continue;
-                JsonObject record;
-                try
-                {
-                    record = JsonNode.Parse(line) as JsonObject ?? throw InputError.At(inputPath, lineNo, null, "expected a JSON object");
-                }
-                catch (JsonException e)
-                {
-                    throw InputError.At(inputPath, lineNo, null, $"malformed JSON: {e.Message}");
-                }
+                var record = data.Value;
+                long lineNo = data.Line;
                 var messages = record["messages"] as JsonArray ?? throw InputError.At(inputPath, lineNo, "messages", "expected an array of messages");
                 for (int i = 0; i < messages.Count; i++)
                 {
@@ -105,12 +98,10 @@ public static class TemplateCommand
                     ["assistant_spans"] = new JsonArray(spans.Select(s => (JsonNode)new JsonArray(s.Start, s.End)).ToArray()),
                 };
                 writer.WriteLine(outRecord.ToJsonString(OutputOptions));
+                count++;
             }
-        }
-        finally
-        {
-            if (outputPath is not null) writer.Dispose();
-        }
+            if (count == 0) throw new InputError(DatasetReader.NoRecords(inputPath));
+        });
         return 0;
     }
 

@@ -2,6 +2,8 @@ using System.CommandLine;
 using System.Text;
 using System.Text.Encodings.Web;
 using System.Text.Json;
+using System.Text.Json.Nodes;
+using PostTrain.Data;
 using PostTrain.Tokenization;
 
 namespace PostTrain.Cli.Commands;
@@ -43,49 +45,24 @@ public static class TokenizeCommand
         if (!Directory.Exists(modelDir)) throw new InputError($"{modelDir}: model directory not found");
         var tok = HfTokenizer.FromDirectory(modelDir);
 
-        string? tmp = null;
-        TextWriter writer = stdout;
-        if (output is not null)
-        {
-            var dir = Path.GetDirectoryName(Path.GetFullPath(output))!;
-            if (!Directory.Exists(dir)) throw new InputError($"{output}: directory {dir} does not exist");
-            tmp = output + ".tmp-" + Environment.ProcessId;
-            writer = new StreamWriter(tmp, false, new UTF8Encoding(false));
-        }
-        try
+        // Written to a temporary file and renamed (OutputFile): an error leaves no partial output.
+        OutputFile.Write(output, stdout, writer =>
         {
             if (text is not null)
+            {
                 writer.WriteLine(decode ? DecodeLine(tok, ParseIdsText(text), skipSpecial, "--text", null) : EncodeLine(tok, text, addSpecial));
-            else
-            {
-                using var reader = new StreamReader(input!, Encoding.UTF8);
-                long lineNo = 0;
-                string? line;
-                while ((line = reader.ReadLine()) is not null)
-                {
-                    lineNo++;
-                    if (string.IsNullOrWhiteSpace(line)) continue;
-                    writer.WriteLine(decode
-                        ? DecodeLine(tok, ReadIds(line, input!, lineNo), skipSpecial, input!, lineNo)
-                        : EncodeLine(tok, ReadText(line, input!, lineNo), addSpecial));
-                }
+                return;
             }
-            writer.Flush();
-            if (tmp is not null)
+            long count = 0;
+            foreach (var record in DatasetReader.ReadJsonLines(input!))
             {
-                writer.Dispose();
-                File.Move(tmp, output!, overwrite: true);
-                tmp = null;
+                writer.WriteLine(decode
+                    ? DecodeLine(tok, ReadIds(record), skipSpecial, input!, record.Line)
+                    : EncodeLine(tok, ReadText(record), addSpecial));
+                count++;
             }
-        }
-        finally
-        {
-            if (tmp is not null)
-            {
-                writer.Dispose();
-                File.Delete(tmp);
-            }
-        }
+            if (count == 0) throw new InputError(DatasetReader.NoRecords(input!));
+        });
         return 0;
     }
 
@@ -122,33 +99,19 @@ public static class TokenizeCommand
         return Encoding.UTF8.GetString(ms.ToArray());
     }
 
-    static JsonElement ParseObject(string line, string file, long lineNo)
+    static string ReadText(DataRecord record)
     {
-        try
-        {
-            using var doc = JsonDocument.Parse(line);
-            if (doc.RootElement.ValueKind != JsonValueKind.Object) throw InputError.At(file, lineNo, null, "expected a JSON object");
-            return doc.RootElement.Clone();
-        }
-        catch (JsonException e)
-        {
-            throw InputError.At(file, lineNo, null, $"invalid JSON: {e.Message.Split('\n')[0]}");
-        }
+        if (!record.Value.TryGetPropertyValue("text", out var t) || t is null) throw record.Error("text", "missing");
+        if (t is not JsonValue v || !v.TryGetValue<string>(out var s))
+            throw record.Error("text", $"expected a string, got {t.GetValueKind().ToString().ToLowerInvariant()}");
+        return s;
     }
 
-    static string ReadText(string line, string file, long lineNo)
+    static int[] ReadIds(DataRecord record)
     {
-        var obj = ParseObject(line, file, lineNo);
-        if (!obj.TryGetProperty("text", out var t)) throw InputError.At(file, lineNo, "text", "missing");
-        if (t.ValueKind != JsonValueKind.String) throw InputError.At(file, lineNo, "text", $"expected a string, got {t.ValueKind.ToString().ToLowerInvariant()}");
-        return t.GetString()!;
-    }
-
-    static int[] ReadIds(string line, string file, long lineNo)
-    {
-        var obj = ParseObject(line, file, lineNo);
-        if (!obj.TryGetProperty("ids", out var a)) throw InputError.At(file, lineNo, "ids", "missing");
-        return IdsFrom(a, file, lineNo);
+        if (!record.Value.TryGetPropertyValue("ids", out var a) || a is null) throw record.Error("ids", "missing");
+        using var doc = JsonDocument.Parse(a.ToJsonString());
+        return IdsFrom(doc.RootElement, record.File, record.Line);
     }
 
     static int[] IdsFrom(JsonElement a, string file, long? lineNo)

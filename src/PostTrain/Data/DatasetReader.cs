@@ -46,11 +46,8 @@ public static class DatasetReader
 
     static IEnumerable<DataRecord> ReadJsonLinesOf(string path)
     {
-        using var reader = new StreamReader(path, Encoding.UTF8);
-        long number = 0;
-        while (reader.ReadLine() is { } text)
+        foreach (var (number, text) in TextLines.Read(path))
         {
-            number++;
             if (string.IsNullOrWhiteSpace(text)) continue;
             JsonNode? node;
             try
@@ -62,7 +59,43 @@ public static class DatasetReader
                 throw new InputError($"{path}:{number}: not valid JSON: {FirstLine(e.Message)}");
             }
             if (node is not JsonObject o) throw new InputError($"{path}:{number}: expected a JSON object");
+            CheckText(o, $"{path}:{number}");
             yield return new DataRecord(path, number, o);
+        }
+    }
+
+    /// <summary>
+    /// Every string (and property name) of a parsed record must be valid Unicode: JSON's \u escapes
+    /// can spell a lone UTF-16 surrogate ("\ud800"), which System.Text.Json parses but cannot hand
+    /// out as a string. Checked once when a record is read, so every reader gets a named error.
+    /// </summary>
+    public static void CheckText(JsonNode? node, string location)
+    {
+        if (InvalidText(node, "") is { } field)
+            throw new InputError($"{location}: {(field.Length == 0 ? "" : field + ": ")}not valid Unicode text (a lone UTF-16 surrogate such as \"\\ud800\")");
+    }
+
+    static string? InvalidText(JsonNode? node, string path)
+    {
+        switch (node)
+        {
+            case JsonObject o:
+                List<KeyValuePair<string, JsonNode?>> members;
+                try { members = o.ToList(); }
+                catch (InvalidOperationException) { return path.Length == 0 ? "a property name" : path + ": a property name"; }
+                foreach (var (k, v) in members)
+                    if (InvalidText(v, path.Length == 0 ? k : $"{path}.{k}") is { } bad) return bad;
+                return null;
+            case JsonArray a:
+                for (int i = 0; i < a.Count; i++)
+                    if (InvalidText(a[i], $"{path}[{i}]") is { } bad) return bad;
+                return null;
+            case JsonValue v when v.GetValueKind() == JsonValueKind.String:
+                try { v.GetValue<string>(); }
+                catch (InvalidOperationException) { return path; }
+                return null;
+            default:
+                return null;
         }
     }
 
@@ -79,8 +112,11 @@ public static class DatasetReader
     static IEnumerable<DataRecord> ReadJsonArray(string path)
     {
         var bytes = File.ReadAllBytes(path);
+        int start = TextLines.HasBom(bytes) ? 3 : 0; // a UTF-8 byte order mark is skipped, as for JSON Lines
+        if (TextLines.FirstInvalidUtf8(bytes.AsSpan(start)) is int bad and >= 0)
+            throw new InputError($"{path}:{1 + bytes.AsSpan(0, start + bad).Count((byte)'\n')}: not UTF-8: byte 0x{bytes[start + bad]:X2} (save the file as UTF-8)");
         var records = new List<DataRecord>();
-        var reader = new Utf8JsonReader(bytes, new JsonReaderOptions { CommentHandling = JsonCommentHandling.Skip });
+        var reader = new Utf8JsonReader(bytes.AsSpan(start), new JsonReaderOptions { CommentHandling = JsonCommentHandling.Skip });
         long line = 1;
         int scanned = 0;
         long LineAt(long offset)
@@ -94,10 +130,11 @@ public static class DatasetReader
                 throw new InputError($"{path}: expected a JSON array of objects");
             while (reader.Read() && reader.TokenType != JsonTokenType.EndArray)
             {
-                long at = LineAt(reader.TokenStartIndex);
+                long at = LineAt(start + reader.TokenStartIndex);
                 if (reader.TokenType != JsonTokenType.StartObject)
                     throw new InputError($"{path}:{at}: expected a JSON object");
                 var node = (JsonObject)JsonNode.Parse(ref reader)!;
+                CheckText(node, $"{path}:{at}");
                 records.Add(new DataRecord(path, at, node));
             }
         }
@@ -154,6 +191,9 @@ public static class DatasetReader
         IConvertible c => JsonValue.Create(Convert.ToInt64(c)),
         var other => JsonValue.Create(other.ToString()),
     };
+
+    /// <summary>The error for an input file that holds no records.</summary>
+    public static string NoRecords(string path) => $"{path}: no records (the file is empty or holds only blank lines)";
 
     static string FirstLine(string s) => s.Split('\n')[0];
 }

@@ -28,16 +28,42 @@ public sealed class RunLog
             this.tensorboard = utils.tensorboard.SummaryWriter(Path.Combine(outputDir, "tensorboard"), createRunName: false);
     }
 
-    /// <summary>A resumed run keeps the lines of the steps it does not redo.</summary>
+    /// <summary>
+    /// A resumed run keeps the lines of the steps it does not redo. A kill -9 during a write can
+    /// leave the last line torn (no newline, not valid JSON) or a blank line at the end: such a
+    /// tail is dropped, as are the lines after the checkpoint's step. A line that is not valid
+    /// JSON before the last one is not what a crash leaves: an error naming the file and line.
+    /// </summary>
     void TruncateAfter(long step)
     {
         if (!File.Exists(metricsPath)) return;
-        var kept = File.ReadLines(metricsPath)
-            .Where(l => JsonNode.Parse(l)?["step"]?.GetValue<long>() <= step).ToList();
+        var lines = File.ReadAllText(metricsPath).Split('\n');
+        // The text after the last newline is a complete line only if it parses (a torn write does not).
+        int last = lines.Length - 1;
+        while (last >= 0 && string.IsNullOrWhiteSpace(lines[last])) last--;
+        var kept = new List<string>();
+        for (int i = 0; i <= last; i++)
+        {
+            var text = lines[i].TrimEnd('\r');
+            if (string.IsNullOrWhiteSpace(text)) continue;
+            long? lineStep;
+            try
+            {
+                lineStep = JsonNode.Parse(text)?["step"]?.GetValue<long>();
+            }
+            catch (Exception e) when (e is JsonException or InvalidOperationException or FormatException)
+            {
+                if (i == last) break; // the torn tail of a killed write
+                throw new InputError($"{metricsPath}:{i + 1}: not a valid metrics line ({FirstLine(e.Message)}); only the last line may be torn by a crash");
+            }
+            if (lineStep <= step) kept.Add(text);
+        }
         var temp = metricsPath + ".tmp";
         File.WriteAllLines(temp, kept);
         File.Move(temp, metricsPath, overwrite: true);
     }
+
+    static string FirstLine(string s) => s.Split('\n')[0];
 
     /// <summary>Appends one record with "step", "epoch" and the metrics, to every sink.</summary>
     public void Write(long step, double epoch, IReadOnlyDictionary<string, double> metrics)

@@ -67,7 +67,7 @@ public sealed class TokenizeCliTests(TokenizerFixture fx) : IClassFixture<Tokeni
     [Theory]
     [InlineData("{\"text\": \"ok\"}\n{\"txt\": \"x\"}\n", false, ":2: text: missing")]
     [InlineData("{\"text\": 5}\n", false, ":1: text: expected a string")]
-    [InlineData("{\"text\": \"ok\"}\nnot json\n", false, ":2: invalid JSON")]
+    [InlineData("{\"text\": \"ok\"}\nnot json\n", false, ":2: not valid JSON")]
     [InlineData("[1]\n", false, ":1: expected a JSON object")]
     [InlineData("{\"ids\": [1, 2]}\n{\"ids\": [1, 99999999]}\n", true, ":2: ids: id 99999999 is outside the vocabulary")]
     [InlineData("{\"ids\": [1, \"a\"]}\n", true, ":1: ids: element 1 is not an integer")]
