@@ -12,6 +12,7 @@ public static class Program
     {
         var root = new RootCommand("PostTrain: post-training for Hugging Face Qwen and Llama checkpoints (SFT, DPO, GRPO).");
         foreach (var command in Verbs.All()) root.Subcommands.Add(command);
+        root.Options.Add(Faults.Debug);
         ConfigOption.AddToVerbs(root);
         return root;
     }
@@ -19,23 +20,24 @@ public static class Program
     /// <summary>Runs one `posttrain` invocation; tests call this in-process.</summary>
     public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
     {
-        var root = Commands();
-        var config = new InvocationConfiguration { Output = stdout, Error = stderr };
-        var parsed = root.Parse(args);
+        bool debug = Faults.DebugIn(args);
         try
         {
+            var root = Commands();
+            // Faults are reported by Faults.Report (one line, exit 2 or 3), not System.CommandLine's handler.
+            var config = new InvocationConfiguration { Output = stdout, Error = stderr, EnableDefaultExceptionHandler = false };
+            var parsed = root.Parse(args);
             if (ConfigOption.Expand(parsed, args) is { } expanded) parsed = root.Parse(expanded);
+            if (parsed.Errors.Count > 0)
+            {
+                foreach (var error in parsed.Errors) stderr.WriteLine($"error: {error.Message}");
+                return 2;
+            }
+            return parsed.Invoke(config);
         }
-        catch (InputError e)
+        catch (Exception e)
         {
-            stderr.WriteLine($"error: {e.Message}");
-            return 2;
+            return Faults.Report(e, stderr, debug);
         }
-        if (parsed.Errors.Count > 0)
-        {
-            foreach (var error in parsed.Errors) stderr.WriteLine($"error: {error.Message}");
-            return 2;
-        }
-        return parsed.Invoke(config);
     }
 }

@@ -20,6 +20,10 @@ public static class OutputFile
             using (var writer = new StreamWriter(temp)) write(writer);
             File.Move(temp, full, overwrite: true);
         }
+        catch (IOException e) when (e.Message.Contains(temp, StringComparison.Ordinal))
+        {
+            throw PostTrain.Checkpoints.AtomicDirectory.Renamed(e, temp, full); // name the file asked for (disk full), not the removed temporary one
+        }
         finally
         {
             if (File.Exists(temp)) File.Delete(temp);

@@ -26,7 +26,8 @@ public static class Verbs
     ];
 
     /// <summary>
-    /// Runs a verb's body: an <see cref="InputError"/> becomes one line on stderr and exit code 2.
+    /// Runs a verb's body: --output is checked before any work (<see cref="OutputPaths"/>), and
+    /// any fault becomes one line on stderr with exit code 2 or 3 (<see cref="Faults"/>).
     /// </summary>
     public static int Guard(ParseResult result, Func<TextWriter, int> body)
     {
@@ -34,12 +35,12 @@ public static class Verbs
         var stderr = result.InvocationConfiguration.Error;
         try
         {
+            OutputPaths.CheckBefore(result);
             return body(stdout);
         }
-        catch (InputError e)
+        catch (Exception e)
         {
-            stderr.WriteLine($"error: {e.Message}");
-            return 2;
+            return Faults.Report(e, stderr, result.GetValue(Faults.Debug));
         }
     }
 }

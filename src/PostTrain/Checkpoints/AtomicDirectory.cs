@@ -22,6 +22,11 @@ public static class AtomicDirectory
         {
             fill(temp);
         }
+        catch (IOException e) when (e.Message.Contains(temp, StringComparison.Ordinal))
+        {
+            TryDelete(temp);
+            throw Renamed(e, temp, target);
+        }
         catch
         {
             TryDelete(temp);
@@ -35,6 +40,18 @@ public static class AtomicDirectory
         }
         Directory.Move(temp, target);
         if (old is not null) TryDelete(old);
+    }
+
+    /// <summary>
+    /// The error of a write into the temporary directory (disk full, say), naming the path it was
+    /// to have in the target instead: the temporary directory is gone when the message is read.
+    /// </summary>
+    public static IOException Renamed(IOException e, string temp, string target) =>
+        new RenamedIOException(e.Message.Replace(temp, target, StringComparison.Ordinal), e);
+
+    sealed class RenamedIOException : IOException
+    {
+        public RenamedIOException(string message, IOException inner) : base(message, inner) => HResult = inner.HResult;
     }
 
     static void TryDelete(string dir)

@@ -21,6 +21,7 @@ public static class DpoRun
     {
         options.RequirePaths();
         options.Validate();
+        using var runLock = RunDirectory.Lock(options.Output!); // checked and taken before any work
         var train = PreferenceDataset.Load(options.Data!, options.SkipInvalid);
         if (train.Skipped > 0) log.WriteLine($"Skipped {train.Skipped} invalid records of {options.Data}");
         var eval = options.EvalData is null ? null : PreferenceDataset.Load(options.EvalData, options.SkipInvalid);
@@ -40,7 +41,7 @@ public static class DpoRun
         ReferenceModel? reference = PolicyModel.Reference(options, model, options.RefModel);
         try
         {
-            RunDirectory.Prepare(options.Output!, resumeFrom is not null, DpoOptions.Settings.ToYaml(options));
+            RunDirectory.Prepare(options.Output!, resumeFrom, DpoOptions.Settings.ToYaml(options), log);
             if (options.PrecomputeRefLogps)
             {
                 log.WriteLine($"Scoring {trainPairs.Count} train" + (evalPairs is null ? "" : $" and {evalPairs.Count} eval") + " pairs with the reference");

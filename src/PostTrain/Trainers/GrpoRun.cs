@@ -19,11 +19,12 @@ public static class GrpoRun
     {
         options.RequirePaths();
         options.Validate();
+        using var runLock = RunDirectory.Lock(options.Output!); // checked and taken before any work
         using var data = OnlineData.Load(options, log);
         var taskEvaluation = TrainingTaskEvaluation.FromOptions(options);
         using var model = PolicyModel.Load(options);
         using var reference = options.EffectiveBeta > 0 ? PolicyModel.Reference(options, model, options.RefModel) : null;
-        RunDirectory.Prepare(options.Output!, resumeFrom is not null, GrpoOptions.Settings.ToYaml(options));
+        RunDirectory.Prepare(options.Output!, resumeFrom, GrpoOptions.Settings.ToYaml(options), log);
         var method = new GrpoMethod(options, data.Rewards, reference, data.Decode, data.EosTokenIds, Path.Combine(options.Output!, "completions.jsonl"));
         // The loop batches prompts (UnitsPerMicroBatch): --batch-size counts completions, G per prompt.
         var trainer = new Trainer<PromptUnit>(model, method, data.Train, null, options, options.Output!, options.Model);

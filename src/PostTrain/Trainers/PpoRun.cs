@@ -19,6 +19,7 @@ public static class PpoRun
     {
         options.RequirePaths();
         options.Validate();
+        using var runLock = RunDirectory.Lock(options.Output!); // checked and taken before any work
         using var data = OnlineData.Load(options, log);
         var taskEvaluation = TrainingTaskEvaluation.FromOptions(options);
         using var model = PolicyModel.Load(options);
@@ -28,7 +29,7 @@ public static class PpoRun
         using var value = RewardRun.LoadClassifier(valueDir, options.Seed, TorchSharp.torch.ScalarType.Float32, log);
         if (value.Config.VocabSize != model.Config.VocabSize)
             throw new InputError($"{Path.Combine(valueDir, Checkpoints.HfCheckpoint.ConfigFile)}: vocab_size: the value model has {value.Config.VocabSize} tokens, the policy {model.Config.VocabSize}; it reads the policy's token ids");
-        RunDirectory.Prepare(options.Output!, resumeFrom is not null, PpoOptions.Settings.ToYaml(options));
+        RunDirectory.Prepare(options.Output!, resumeFrom, PpoOptions.Settings.ToYaml(options), log);
         var rollouts = new Rollouts(data.Rewards, data.Decode, data.EosTokenIds, reference);
         var method = new PpoMethod(options, rollouts, value, data.Tokenizer.PadTokenId ?? data.Tokenizer.EosTokenId, Path.Combine(options.Output!, "completions.jsonl"));
         var trainer = new Trainer<PromptUnit>(model, method, data.Train, null, options, options.Output!, options.Model);

@@ -27,6 +27,7 @@ public static class RewardRun
     {
         options.RequirePaths();
         options.Validate();
+        using var runLock = RunDirectory.Lock(options.Output!); // checked and taken before any work
         var train = PreferenceDataset.Load(options.Data!, options.SkipInvalid, margins: true);
         if (train.Skipped > 0) log.WriteLine($"Skipped {train.Skipped} invalid records of {options.Data}");
         var eval = options.EvalData is null ? null : PreferenceDataset.Load(options.EvalData, options.SkipInvalid, margins: true);
@@ -49,7 +50,7 @@ public static class RewardRun
         using var classifier = LoadClassifier(options, log);
         CheckVocabulary(classifier, trainPairs, options.Data!);
         if (evalPairs is not null) CheckVocabulary(classifier, evalPairs, options.EvalData!);
-        RunDirectory.Prepare(options.Output!, resumeFrom is not null, RewardOptions.Settings.ToYaml(options));
+        RunDirectory.Prepare(options.Output!, resumeFrom, RewardOptions.Settings.ToYaml(options), log);
         var trainer = new Trainer<RewardPair>(classifier.Decoder, new RewardMethod(options, classifier, padTokenId), trainPairs, evalPairs,
             options, options.Output!, options.Model);
         return trainer.Train(log, resumeFrom, stop);

@@ -22,6 +22,7 @@ public static class SftRun
     {
         options.RequirePaths();
         options.Validate();
+        using var runLock = RunDirectory.Lock(options.Output!); // checked and taken before any work
         var train = SftDataset.Load(options.Data!, options.SkipInvalid);
         if (train.Skipped > 0) log.WriteLine($"Skipped {train.Skipped} invalid records of {options.Data}");
         var eval = options.EvalData is null ? null : SftDataset.Load(options.EvalData, options.SkipInvalid);
@@ -36,7 +37,7 @@ public static class SftRun
 
         var taskEvaluation = TrainingTaskEvaluation.FromOptions(options);
         using var model = PolicyModel.Load(options);
-        RunDirectory.Prepare(options.Output!, resumeFrom is not null, SftOptions.Settings.ToYaml(options));
+        RunDirectory.Prepare(options.Output!, resumeFrom, SftOptions.Settings.ToYaml(options), log);
         var trainer = new Trainer<TokenizedSequence>(model, new SftMethod(), trainUnits, evalUnits, options, options.Output!, options.Model);
         if (taskEvaluation is not null) trainer.Evaluations.Add(taskEvaluation.Evaluate);
         return trainer.Train(log, resumeFrom, stop);

@@ -375,6 +375,10 @@ public sealed class Trainer<TUnit>
                 Directory.Move(dir, target);
             }
         }
+        catch (IOException e) when (e.Message.Contains(temp, StringComparison.Ordinal))
+        {
+            throw AtomicDirectory.Renamed(e, temp, outputDir);
+        }
         finally
         {
             Directory.Delete(temp, recursive: true);
