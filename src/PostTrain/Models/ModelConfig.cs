@@ -262,6 +262,18 @@ public sealed class ModelConfig
         return (long)VocabSize * h * (TieWordEmbeddings ? 1 : 2) + NumHiddenLayers * layer + h;
     }
 
+    /// <summary>
+    /// Parameters of the decoder (embedding, layers, final norm; no output layer), exact for any
+    /// sizes a config may declare (no overflow).
+    /// </summary>
+    public Int128 DecoderParameterCount()
+    {
+        Int128 h = HiddenSize, q = (Int128)NumAttentionHeads * HeadDim, kv = (Int128)NumKeyValueHeads * HeadDim, i = IntermediateSize;
+        Int128 attn = h * q + 2 * h * kv + q * h + (QkvBias ? q + 2 * kv : 0) + (OutputBias ? h : 0) + (QkNorm ? 2 * (Int128)HeadDim : 0);
+        Int128 mlp = 3 * h * i + (MlpBias ? 2 * i + h : 0);
+        return (Int128)VocabSize * h + NumHiddenLayers * (attn + mlp + 2 * h) + h;
+    }
+
     static string FirstLine(string s) => s.Split('\n')[0];
 
     /// <summary>Typed access to config keys with errors that name the file and key.</summary>
