@@ -125,6 +125,16 @@ public class ImpossibleSizesTests
         Assert.Null(fresh.Lora);
     }
 
+    [Fact]
+    public void ANewAdapterOfARankBeyondTheMachinesMemoryIsRefusedBeforeAllocating()
+    {
+        using var model = TestModels.Random(TestModels.Config(Architecture.Qwen2), seed: 3);
+        var e = FailsFast(() => LoraAdapters.Attach(model, new LoraConfig { R = 1_000_000_000, Alpha = 8, Dropout = 0 }, seed: 1));
+        Assert.StartsWith("--lora-r: a rank of 1,000,000,000 makes adapters of", e.Message);
+        Assert.Null(model.Lora);
+        Assert.All(model.parameters(), p => Assert.True(p.requires_grad));
+    }
+
     [Theory]
     [InlineData("/etc/passwd")]
     [InlineData("../../../../../../etc/passwd")]
