@@ -108,6 +108,10 @@ public sealed class ModelConfig
         int maxPositions = r.Int("max_position_embeddings") ?? (arch == Architecture.Llama ? 2048 : 32768);
         var (theta, scaling) = ReadRope(r, maxPositions);
 
+        // Sizes that no model can have: libtorch would fail on them with its own message.
+        foreach (var (key, min) in new[] { ("vocab_size", 1), ("intermediate_size", 1), ("num_hidden_layers", 0), ("head_dim", 2) })
+            if (r.Int(key) is { } size && size < min)
+                throw r.Bad(key, min == 0 ? $"must not be negative, got {size}" : $"must be positive, got {size}");
         return new ModelConfig
         {
             Architecture = arch,

@@ -59,6 +59,19 @@ public class ImpossibleSizesTests
         Assert.StartsWith($"{config}: {expected}", e.Message);
     }
 
+    [Theory]
+    [InlineData("vocab_size", 0, "vocab_size: must be positive, got 0")]
+    [InlineData("intermediate_size", -5, "intermediate_size: must be positive, got -5")]
+    [InlineData("num_hidden_layers", -1, "num_hidden_layers: must not be negative, got -1")]
+    [InlineData("head_dim", -8, "head_dim: must be positive, got -8")]
+    public void NegativeOrZeroSizesAreNamed(string field, int value, string expected)
+    {
+        var dir = SavedTiny();
+        var config = Path.Combine(dir, "config.json");
+        EditJson(config, o => o[field] = value);
+        Assert.StartsWith($"{config}: {expected}", FailsFast(() => HfCheckpoint.Load(dir).Dispose()).Message);
+    }
+
     [Fact]
     public void AVocabularyOfATrillionIsAlreadyRefusedAsNotAnInt()
     {
