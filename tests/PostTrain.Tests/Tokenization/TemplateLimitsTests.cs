@@ -47,6 +47,16 @@ public class TemplateLimitsTests
         Fails("{% set s = 'x' * 16000000 %}{{ s ~ s }}", "characters, more than the limit");
 
     [Fact]
+    public void ReplacementsAndPaddingAreLimitedToo()
+    {
+        Fails("{% set s = 'x' * 1000000 %}{{ s | replace('x', 'yyyyyyyyyyyyyyyyyyyy') }}", "would hold 20,000,000 characters");
+        Fails("{{ 'ab'.replace('', 'z' * 10000000) }}", "would hold 30,000,002 characters");
+        Fails("{{ 'a'.ljust(10**10) }}", "would hold 10,000,000,000 characters");
+        Fails("{{ 'a' | center(10**10) }}", "would hold 10,000,000,000 characters");
+        Assert.Equal("xyyx|  a  ", Render("{{ 'xax' | replace('a', 'yy') }}|{{ 'a' | center(5) }}"));
+    }
+
+    [Fact]
     public void OutputLongerThanTheLimitStops() =>
         Fails("{% set s = 'x' * 10000000 %}{% for i in range(3) %}{{ s }}{% endfor %}", "output would exceed 16,777,216 characters");
 

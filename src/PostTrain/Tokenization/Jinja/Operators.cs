@@ -109,7 +109,7 @@ public static class Operators
     }
 
     /// <summary>A string or list of <paramref name="size"/> characters or items is within <see cref="JinjaLimits.MaxSequenceLength"/>.</summary>
-    private static void CheckSize(double size, string what)
+    internal static void CheckSize(double size, string what)
     {
         if (size > JinjaLimits.MaxSequenceLength)
             throw new TemplateRuntimeError($"the {what} would hold {size:N0} {(what == "string" ? "characters" : "items")}, more than the limit of {JinjaLimits.MaxSequenceLength:N0}");
