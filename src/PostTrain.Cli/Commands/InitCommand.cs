@@ -60,6 +60,7 @@ public static class InitCommand
                 p.RmsNormEps, p.TieWordEmbeddings, tok is null ? p.BosTokenId : tok.BosTokenId ?? p.BosTokenId, eos,
                 Dtypes.Name(savedDtype));
 
+            CheckFitsInMemory(config);
             using var model = new CausalLM(config);
             model.InitializeWeights(result.GetValue(seed));
             var dir = result.GetValue(output)!;
@@ -74,5 +75,21 @@ public static class InitCommand
             return 0;
         }));
         return command;
+    }
+
+    /// <summary>
+    /// The model's float32 parameters fit in this machine's memory (GC.GetGCMemoryInfo's total
+    /// available, which follows a container's limit): sizes beyond it (10^6 layers, a hidden size
+    /// of 10^9) are refused before anything is allocated.
+    /// </summary>
+    static void CheckFitsInMemory(ModelConfig config)
+    {
+        Int128 parameters = config.DecoderParameterCount() + (config.TieWordEmbeddings ? 0 : (Int128)config.VocabSize * config.HiddenSize);
+        Int128 bytes = parameters * 4;
+        long available = GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
+        if (available > 0 && bytes > available)
+            throw new InputError($"--layers, --hidden-size, --intermediate-size, --vocab-size: a model of {parameters:N0} parameters " +
+                                 $"({(double)bytes / (1L << 30):N1} GiB in float32) is larger than this machine's {(double)available / (1L << 30):N1} GiB of memory " +
+                                 $"({config.NumHiddenLayers:N0} layers, hidden {config.HiddenSize:N0}, intermediate {config.IntermediateSize:N0}, vocab {config.VocabSize:N0})");
     }
 }

@@ -47,6 +47,7 @@ public static class HfCheckpoint
     public static CausalLM Load(string dir, ScalarType dtype = ScalarType.Float32)
     {
         var config = LoadConfig(dir);
+        CheckDeclaredSizes(config, dir);
         var model = new CausalLM(config, dtype);
         try
         {
@@ -58,6 +59,65 @@ public static class HfCheckpoint
             model.Dispose();
             throw;
         }
+    }
+
+    /// <summary>
+    /// Before a model is allocated from <paramref name="dir"/>: the sizes its config.json declares
+    /// fit the tensors its weight files hold (read from their headers only). A config that asks for
+    /// more (vocab_size or hidden_size beyond the embedding, more layers than are stored, ...)
+    /// would allocate that much before the first tensor is compared; it is an error naming
+    /// config.json, the field and the size asked for. With <paramref name="numLabels"/>, a sequence
+    /// classifier's head of that many rows is counted (and named when score.weight has fewer).
+    /// </summary>
+    public static void CheckDeclaredSizes(ModelConfig config, string dir, int? numLabels = null)
+    {
+        var configPath = System.IO.Path.Combine(dir, ConfigFile);
+        var shapes = new Dictionary<string, (long[] Shape, string File)>(StringComparer.Ordinal);
+        foreach (var path in WeightFiles(dir))
+        {
+            using var file = SafeTensorsFile.Open(path);
+            foreach (var info in file.Tensors.Values) shapes.TryAdd(info.Name, (info.Shape, path));
+        }
+        // A config within reach of the files is left to the tensor-by-tensor comparison after
+        // allocation, whose messages name the tensor; one that asks for more than twice what they
+        // hold (and a million parameters besides) is refused here, by field where one explains it.
+        Int128 asked = config.DecoderParameterCount() + (numLabels ?? 0) * (Int128)config.HiddenSize;
+        Int128 stored = shapes.Where(kv => kv.Key is not "lm_head.weight")
+            .Aggregate(Int128.Zero, (sum, kv) => sum + kv.Value.Shape.Aggregate(Int128.One, (p, d) => p * d));
+        if (asked <= 2 * stored + (1 << 20)) return;
+        InputError TooLarge(string field, long asked, string tensor, string holds) =>
+            InputError.At(configPath, null, field, $"{asked:N0} asked for, but {System.IO.Path.GetFileName(shapes[tensor].File)} holds {holds} " +
+                                                  $"({tensor} is [{string.Join(", ", shapes[tensor].Shape)}]): the config does not describe these weights");
+        void Dim(string field, long asked, string tensor, int axis)
+        {
+            if (shapes.TryGetValue(tensor, out var t) && t.Shape.Length > axis && asked > t.Shape[axis])
+                throw TooLarge(field, asked, tensor, t.Shape[axis].ToString("N0", System.Globalization.CultureInfo.InvariantCulture));
+        }
+        const string embed = "model.embed_tokens.weight";
+        Dim("vocab_size", config.VocabSize, embed, 0);
+        Dim("hidden_size", config.HiddenSize, embed, 1);
+        int storedLayers = shapes.Keys.Select(LayerIndex).DefaultIfEmpty(-1).Max() + 1;
+        if (config.NumHiddenLayers > storedLayers)
+            throw InputError.At(configPath, null, "num_hidden_layers",
+                $"{config.NumHiddenLayers:N0} asked for, but the weight files hold {storedLayers} layer{(storedLayers == 1 ? "" : "s")}: the config does not describe these weights");
+        const string layer0 = "model.layers.0.";
+        Dim("intermediate_size", config.IntermediateSize, layer0 + "mlp.gate_proj.weight", 0);
+        Dim("num_attention_heads × head_dim", (long)config.NumAttentionHeads * config.HeadDim, layer0 + "self_attn.q_proj.weight", 0);
+        Dim("num_key_value_heads × head_dim", (long)config.NumKeyValueHeads * config.HeadDim, layer0 + "self_attn.k_proj.weight", 0);
+        if (numLabels is { } labels) Dim("num_labels", labels, SequenceClassifier.ScoreWeight, 0);
+        // Whatever the fields above do not explain.
+        throw InputError.At(configPath, null, null,
+            $"the config describes {asked:N0} parameters, but the weight files hold {stored:N0} values: the config does not describe these weights");
+    }
+
+    // The layer index of a "model.layers.{i}." tensor name, else -1.
+    static int LayerIndex(string name)
+    {
+        const string prefix = "model.layers.";
+        if (!name.StartsWith(prefix, StringComparison.Ordinal)) return -1;
+        int end = name.IndexOf('.', prefix.Length);
+        return end > prefix.Length && int.TryParse(name.AsSpan(prefix.Length, end - prefix.Length), System.Globalization.NumberStyles.None,
+            System.Globalization.CultureInfo.InvariantCulture, out var i) ? i : -1;
     }
 
     /// <summary>The safetensors files of a directory, single or sharded.</summary>
@@ -79,7 +139,10 @@ public static class HfCheckpoint
             var files = new List<string>();
             foreach (var (tensor, file) in weightMap)
             {
-                var name = file?.GetValue<string>() ?? throw new InputError($"{index}: weight_map.{tensor}: expected a file name");
+                if (file is not JsonValue value || !value.TryGetValue<string>(out var name))
+                    throw new InputError($"{index}: weight_map.{tensor}: expected a file name");
+                if (!IsPlainFileName(name))
+                    throw new InputError($"{index}: weight_map.{tensor}: shard '{name}' is not a file name inside the model directory (no directories, '..' or absolute paths)");
                 var path = System.IO.Path.Combine(dir, name);
                 if (!files.Contains(path))
                 {
@@ -96,6 +159,14 @@ public static class HfCheckpoint
             throw new InputError($"{dir}: only safetensors checkpoints are supported (found pytorch_model.bin)");
         throw new InputError($"{dir}: no {SingleFile} or {IndexFile}");
     }
+
+    /// <summary>
+    /// A shard name of an index is a file of the model directory itself, as save_pretrained writes
+    /// it (transformers joins it to the directory): a name with a separator, '..' or a root could
+    /// make loading open any file on the machine.
+    /// </summary>
+    static bool IsPlainFileName(string name) =>
+        name.Length > 0 && name is not ("." or "..") && name.IndexOfAny(['/', '\\', '\0']) < 0 && !System.IO.Path.IsPathRooted(name);
 
     /// <summary>
     /// Copies every tensor of the directory into the model's parameters. A missing tensor, an

@@ -194,11 +194,30 @@ public static class PeftAdapter
         var path = Path.Combine(dir, WeightsFile);
         if (!File.Exists(path))
             throw new InputError($"{dir}: no {WeightsFile}" + (File.Exists(Path.Combine(dir, "adapter_model.bin")) ? " (adapter_model.bin, a pickle, is not read: save with safe_serialization)" : ""));
+        CheckRank(path, config);
         // Attach where the file has tensors: the list form of target_modules is matched the same way.
         try { LoraAdapters.Attach(model, config, seed); }
         catch (InputError e) { throw new InputError($"{Path.Combine(dir, ConfigFile)}: target_modules: {e.Message}"); }
         LoadWeights(model, dir, score);
         return config;
+    }
+
+    /// <summary>
+    /// Before adapters are attached (allocated at r × in and out × r per layer): adapter_config.json's
+    /// r is the rank of the stored lora_A / lora_B tensors, so an r of 10^9 with small tensors is an
+    /// error naming the file and field, not an allocation.
+    /// </summary>
+    static void CheckRank(string weightsPath, LoraConfig config)
+    {
+        using var file = SafeTensorsFile.Open(weightsPath);
+        foreach (var info in file.Tensors.Values)
+        {
+            int axis = info.Name.EndsWith(".lora_A.weight", StringComparison.Ordinal) ? 0
+                : info.Name.EndsWith(".lora_B.weight", StringComparison.Ordinal) ? 1 : -1;
+            if (axis < 0 || info.Shape.Length != 2 || info.Shape[axis] == config.R) continue;
+            throw new InputError($"{Path.Combine(Path.GetDirectoryName(weightsPath)!, ConfigFile)}: r: {config.R:N0} asked for, but " +
+                                 $"{WeightsFile} holds rank {info.Shape[axis]:N0} ({info.Name} is [{string.Join(", ", info.Shape)}])");
+        }
     }
 
     /// <summary>Loads adapter weights (and a SEQ_CLS adapter's head into <paramref name="score"/>) into a model that already carries the same adapters (resume).</summary>

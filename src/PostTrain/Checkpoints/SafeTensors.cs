@@ -53,8 +53,12 @@ public sealed class SafeTensorsFile : IDisposable
         try
         {
             ulong headerLength = view.ReadUInt64(0);
-            if (headerLength > MaxHeaderBytes || (long)headerLength > length - 8)
-                throw new InputError($"{path}: not a safetensors file or truncated: header of {headerLength} bytes in a file of {length}");
+            // The length is the file's first 8 bytes: when it is wrong it is not printed (it may be
+            // the start of some other file's text).
+            if ((long)headerLength > length - 8 || headerLength > long.MaxValue)
+                throw new InputError($"{path}: not a safetensors file or truncated (the header length its first 8 bytes give is larger than the file's {length} bytes)");
+            if (headerLength > MaxHeaderBytes)
+                throw new InputError($"{path}: not a safetensors file (the header length its first 8 bytes give is over the {MaxHeaderBytes:N0}-byte limit)");
             var header = new byte[headerLength];
             view.ReadArray(8, header, 0, header.Length);
             long dataStart = 8 + (long)headerLength;
@@ -78,7 +82,8 @@ public sealed class SafeTensorsFile : IDisposable
         }
         catch (JsonException e)
         {
-            throw new InputError($"{path}: safetensors header is not valid JSON: {e.Message.Split('\n')[0]}");
+            // Not the parser's message: it quotes the offending bytes of the file.
+            throw new InputError($"{path}: not a safetensors file (its header is not valid JSON at byte {8 + (e.BytePositionInLine ?? 0)})");
         }
         var tensors = new Dictionary<string, SafeTensorInfo>(StringComparer.Ordinal);
         var metadata = new Dictionary<string, string>(StringComparer.Ordinal);
@@ -98,12 +103,17 @@ public sealed class SafeTensorsFile : IDisposable
                 var offsets = o["data_offsets"]!.AsArray().Select(x => x!.GetValue<long>()).ToArray();
                 if (offsets.Length != 2) throw new FormatException();
                 var info = new SafeTensorInfo(name, dtype, shape, offsets[0], offsets[1]);
-                long expected = shape.Aggregate(1L, (a, d) => a * d) * ElementSize(dtype, path, name);
+                if (shape.Any(d => d < 0)) throw new FormatException();
+                long expected = checked(shape.Aggregate(1L, (a, d) => checked(a * d)) * ElementSize(dtype, path, name));
                 if (info.Begin < 0 || info.End < info.Begin || info.ByteLength != expected)
                     throw new InputError($"{path}: tensor '{name}': data_offsets [{info.Begin}, {info.End}] do not hold shape [{string.Join(", ", shape)}] of {dtype}");
                 if (info.End > dataLength)
                     throw new InputError($"{path}: tensor '{name}': data ends at byte {info.End} but the file holds {dataLength} (truncated file?)");
                 tensors[name] = info;
+            }
+            catch (OverflowException)
+            {
+                throw new InputError($"{path}: tensor '{name}': shape [{string.Join(", ", o["shape"]!.AsArray())}] is too large for any file");
             }
             catch (Exception e) when (e is FormatException or InvalidOperationException or NullReferenceException or KeyNotFoundException)
             {

@@ -67,6 +67,13 @@ public static class LoraAdapters
         var targets = model.Projections().Where(p => config.Targets(p.Name)).ToList();
         if (targets.Count == 0)
             throw new InputError($"--lora-targets: no linear layer of this {model.Config.ModelType} model matches {(config.TargetRegex ?? string.Join(",", config.TargetModules))}");
+        // r × (in + out) float32 values per layer, with gradients and optimizer state to come:
+        // a rank beyond the machine's memory is refused before anything is allocated.
+        Int128 adapterValues = targets.Aggregate(Int128.Zero, (sum, t) => sum + (Int128)config.R * (t.Projection.InFeatures + t.Projection.OutFeatures));
+        long available = GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
+        if (available > 0 && adapterValues * 4 > available)
+            throw new InputError($"--lora-r: a rank of {config.R:N0} makes adapters of {adapterValues:N0} parameters " +
+                                 $"({(double)(adapterValues * 4) / (1L << 30):N1} GiB in float32), more than this machine's {(double)available / (1L << 30):N1} GiB of memory");
         foreach (var p in model.parameters()) p.requires_grad = false;
         var generator = new TorchSharp.torch.Generator((ulong)seed);
         foreach (var (_, projection) in targets)

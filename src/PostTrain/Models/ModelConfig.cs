@@ -108,6 +108,10 @@ public sealed class ModelConfig
         int maxPositions = r.Int("max_position_embeddings") ?? (arch == Architecture.Llama ? 2048 : 32768);
         var (theta, scaling) = ReadRope(r, maxPositions);
 
+        // Sizes that no model can have: libtorch would fail on them with its own message.
+        foreach (var (key, min) in new[] { ("vocab_size", 1), ("intermediate_size", 1), ("num_hidden_layers", 0), ("head_dim", 2) })
+            if (r.Int(key) is { } size && size < min)
+                throw r.Bad(key, min == 0 ? $"must not be negative, got {size}" : $"must be positive, got {size}");
         return new ModelConfig
         {
             Architecture = arch,
@@ -260,6 +264,18 @@ public sealed class ModelConfig
         long mlp = 3 * h * IntermediateSize + (MlpBias ? 2L * IntermediateSize + h : 0);
         long layer = attn + mlp + 2 * h;
         return (long)VocabSize * h * (TieWordEmbeddings ? 1 : 2) + NumHiddenLayers * layer + h;
+    }
+
+    /// <summary>
+    /// Parameters of the decoder (embedding, layers, final norm; no output layer), exact for any
+    /// sizes a config may declare (no overflow).
+    /// </summary>
+    public Int128 DecoderParameterCount()
+    {
+        Int128 h = HiddenSize, q = (Int128)NumAttentionHeads * HeadDim, kv = (Int128)NumKeyValueHeads * HeadDim, i = IntermediateSize;
+        Int128 attn = h * q + 2 * h * kv + q * h + (QkvBias ? q + 2 * kv : 0) + (OutputBias ? h : 0) + (QkNorm ? 2 * (Int128)HeadDim : 0);
+        Int128 mlp = 3 * h * i + (MlpBias ? 2 * i + h : 0);
+        return (Int128)VocabSize * h + NumHiddenLayers * (attn + mlp + 2 * h) + h;
     }
 
     static string FirstLine(string s) => s.Split('\n')[0];

@@ -96,6 +96,7 @@ public sealed class RewardModel : IRewardFunction, IDisposable
             throw new InputError($"{(files.Count == 1 ? files[0] : dir)}: no tensor 'score.weight' (the classification head, [num_labels={numLabels}, hidden_size={config.HiddenSize}]); " +
                                  "this is not a ...ForSequenceClassification checkpoint");
 
+        HfCheckpoint.CheckDeclaredSizes(config, dir, numLabels);
         var model = new SequenceClassifier(config, numLabels);
         try
         {
@@ -129,6 +130,7 @@ public sealed class RewardModel : IRewardFunction, IDisposable
     {
         var baseDir = AdapterBase(dir);
         var config = HfCheckpoint.LoadConfig(baseDir);
+        HfCheckpoint.CheckDeclaredSizes(config, baseDir);
         var model = new SequenceClassifier(config, numLabels: 1);
         try
         {

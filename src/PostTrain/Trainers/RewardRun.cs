@@ -123,6 +123,7 @@ public static class RewardRun
         bool fromClassifier = IsSequenceClassifier(config.Raw);
         if (fromClassifier && NumLabels(config.Raw) is var labels and not 1)
             throw new InputError($"{Path.Combine(dir, HfCheckpoint.ConfigFile)}: the model has num_labels={labels}; a reward model has one label (one score per sequence), as TRL requires");
+        HfCheckpoint.CheckDeclaredSizes(config, dir, fromClassifier ? 1 : null);
         var classifier = new SequenceClassifier(config, numLabels: 1, dtype, scoreDtype: ScalarType.Float32);
         try
         {

@@ -28,3 +28,20 @@ public class TemplateRuntimeError(string message) : Exception(message);
 
 /// <summary>raise_exception(message) was called by the template.</summary>
 public sealed class RaisedException(string message) : TemplateRuntimeError(message);
+
+/// <summary>
+/// What one parse or render may use, so that a template cannot hang or exhaust the machine: jinja2's
+/// sandbox caps range() (at 100,000, as <see cref="Builtins"/> does) but not the rest. A template
+/// that reaches a limit stops with a <see cref="TemplateError"/> naming the template and line.
+/// </summary>
+public static class JinjaLimits
+{
+    /// <summary>Characters a render (or one macro call, {% set %} or filter block) may produce.</summary>
+    public const int MaxOutputChars = 1 << 24;
+    /// <summary>for-loop iterations over a whole render, nested loops counted in full (about a second of work).</summary>
+    public const long MaxLoopIterations = 1_000_000;
+    /// <summary>Characters of a string, or items of a list, that +, ~ or * may build.</summary>
+    public const long MaxSequenceLength = 1 << 24;
+    /// <summary>Nesting of expressions and blocks in the parser, and of macro calls when rendering.</summary>
+    public const int MaxDepth = 500;
+}

@@ -166,8 +166,7 @@ public static partial class Filters
             case "escape" or "e" or "forceescape":
                 return Text(value).Replace("&", "&amp;").Replace("<", "&lt;").Replace(">", "&gt;").Replace("\"", "&#34;").Replace("'", "&#39;");
             case "center":
-                var cw = (int)PyOps.ToLong(a.Get(0, "width", 80L));
-                return StringMethods.Get(Text(value), "center")!.Body(interp, [(long)cw], new PyDict());
+                return StringMethods.Get(Text(value), "center")!.Body(interp, [PyOps.ToLong(a.Get(0, "width", 80L))], new PyDict());
             case "format":
                 return Operators.Binary("%", Text(value), a.Kwargs.Count > 0 ? a.Kwargs : new PyTuple([.. a.Rest(0)]));
             case "attr":

@@ -99,6 +99,30 @@ public sealed class Interpreter
 
     private StringBuilder Out => _out.Peek();
 
+    private long _iterations;
+    private int _macroDepth;
+
+    private void Emit(string text)
+    {
+        if ((long)Out.Length + text.Length > JinjaLimits.MaxOutputChars)
+            throw new TemplateRuntimeError($"the template's output would exceed {JinjaLimits.MaxOutputChars:N0} characters");
+        Out.Append(text);
+    }
+
+    // A frame deep in nested expressions or blocks fails with an error before the stack runs out
+    // (a stack overflow would end the process).
+    private static void EnsureStack()
+    {
+        if (!System.Runtime.CompilerServices.RuntimeHelpers.TryEnsureSufficientExecutionStack())
+            throw new TemplateRuntimeError("the template nests too deeply to render");
+    }
+
+    private void CountIteration()
+    {
+        if (++_iterations > JinjaLimits.MaxLoopIterations)
+            throw new TemplateRuntimeError($"the template runs more than {JinjaLimits.MaxLoopIterations:N0} loop iterations");
+    }
+
     private TemplateError Wrap(Exception e, Node at) => e as TemplateError
         ?? new TemplateError(_name, at.Line, at.Column, e.Message, e);
 
@@ -116,13 +140,14 @@ public sealed class Interpreter
     {
         try
         {
+            EnsureStack();
             switch (node)
             {
-                case TextStmt t: Out.Append(t.Text); return Flow.Normal;
+                case TextStmt t: Emit(t.Text); return Flow.Normal;
                 case PrintStmt p:
                     var printed = Eval(p.Value, scope);
                     if (printed is Undefined undefined && _dialect.StrictUndefined) throw new TemplateRuntimeError(undefined.Message());
-                    Out.Append(PyOps.Str(printed));
+                    Emit(PyOps.Str(printed));
                     return Flow.Normal;
                 case IfStmt i:
                     foreach (var (test, branch) in i.Branches)
@@ -139,12 +164,12 @@ public sealed class Interpreter
                 case CallBlockStmt cb:
                     var callerDef = new MacroStmt("caller", cb.Params, cb.Defaults, cb.Body) { Line = cb.Line, Column = cb.Column };
                     var caller = new Macro(callerDef, scope);
-                    Out.Append(PyOps.Str(EvalCall(cb.Call, scope, caller)));
+                    Emit(PyOps.Str(EvalCall(cb.Call, scope, caller)));
                     return Flow.Normal;
                 case FilterBlockStmt fb:
                     object? text = Capture(fb.Body, scope);
                     foreach (var f in fb.Filters) text = ApplyFilter(f, text, scope);
-                    Out.Append(PyOps.Str(text));
+                    Emit(PyOps.Str(text));
                     return Flow.Normal;
                 case WithStmt w:
                     var inner = new Scope(scope);
@@ -194,6 +219,7 @@ public sealed class Interpreter
             items = [];
             foreach (var item in source)
             {
+                CountIteration();
                 var probe = new Scope(scope);
                 Assign(f.Target, item, probe);
                 if (PyOps.Truthy(Eval(f.Filter, probe))) items.Add(item);
@@ -207,6 +233,7 @@ public sealed class Interpreter
         var loop = new LoopInfo(items, 0);
         for (int i = 0; i < items.Count; i++)
         {
+            CountIteration();
             var iter = new Scope(scope);
             loop = new LoopInfo(items, i);
             iter.Vars["loop"] = loop;
@@ -257,6 +284,7 @@ public sealed class Interpreter
     {
         try
         {
+            EnsureStack();
             return EvalCore(e, scope);
         }
         catch (Exception ex) when (ex is not TemplateError)
@@ -356,6 +384,15 @@ public sealed class Interpreter
     }
 
     private string CallMacro(Macro m, List<object?> args, PyDict kwargs, Macro? caller)
+    {
+        if (_macroDepth >= JinjaLimits.MaxDepth)
+            throw new TemplateRuntimeError($"macro '{m.Def.Name}' calls nest more than {JinjaLimits.MaxDepth} deep (unbounded recursion?)");
+        _macroDepth++;
+        try { return CallMacroCore(m, args, kwargs, caller); }
+        finally { _macroDepth--; }
+    }
+
+    private string CallMacroCore(Macro m, List<object?> args, PyDict kwargs, Macro? caller)
     {
         var scope = new Scope(m.Closure);
         var def = m.Def;

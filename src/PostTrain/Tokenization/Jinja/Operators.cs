@@ -26,7 +26,7 @@ public static class Operators
 
     public static object? Binary(string op, object? a, object? b)
     {
-        if (op == "~") return PyOps.Str(a) + PyOps.Str(b);
+        if (op == "~") return Concat(PyOps.Str(a), PyOps.Str(b));
         bool nums = PyOps.IsNumber(a) && PyOps.IsNumber(b);
         bool ints = nums && a is not double && b is not double;
         switch (op)
@@ -34,9 +34,9 @@ public static class Operators
             case "+":
                 if (ints) return PyOps.ToLong(a) + PyOps.ToLong(b);
                 if (nums) return PyOps.ToDouble(a) + PyOps.ToDouble(b);
-                if (a is string sa && b is string sb) return sa + sb;
-                if (a is List<object?> la && b is List<object?> lb) return (List<object?>)[.. la, .. lb];
-                if (a is PyTuple ta && b is PyTuple tb) return new PyTuple([.. ta.Items, .. tb.Items]);
+                if (a is string sa && b is string sb) return Concat(sa, sb);
+                if (a is List<object?> la && b is List<object?> lb) { CheckSize((long)la.Count + lb.Count, "list"); return (List<object?>)[.. la, .. lb]; }
+                if (a is PyTuple ta && b is PyTuple tb) { CheckSize((long)ta.Items.Length + tb.Items.Length, "tuple"); return new PyTuple([.. ta.Items, .. tb.Items]); }
                 if (a is string && b is not Undefined || b is string && a is not Undefined)
                     throw new TemplateRuntimeError(a is string ? $"can only concatenate str (not \"{PyOps.TypeName(b)}\") to str" : $"unsupported operand type(s) for +: '{PyOps.TypeName(a)}' and 'str'");
                 throw Unsupported("+", a, b);
@@ -76,7 +76,12 @@ public static class Operators
                     long bas = PyOps.ToLong(a), e = PyOps.ToLong(b), res = 1;
                     try
                     {
-                        for (long i = 0; i < e; i++) res = checked(res * bas);
+                        // By squaring: 1 ** 10**18 must not loop 10**18 times.
+                        for (long x = bas, k = e; k > 0; k >>= 1)
+                        {
+                            if ((k & 1) != 0) res = checked(res * x);
+                            if (k > 1) x = checked(x * x);
+                        }
                         return res;
                     }
                     catch (OverflowException)
@@ -97,10 +102,29 @@ public static class Operators
         return q;
     }
 
-    private static string Repeat(string s, long n) => n <= 0 ? "" : new StringBuilder(s.Length * (int)n).Insert(0, s, (int)n).ToString();
+    private static string Concat(string a, string b)
+    {
+        CheckSize((long)a.Length + b.Length, "string");
+        return a + b;
+    }
+
+    /// <summary>A string or list of <paramref name="size"/> characters or items is within <see cref="JinjaLimits.MaxSequenceLength"/>.</summary>
+    internal static void CheckSize(double size, string what)
+    {
+        if (size > JinjaLimits.MaxSequenceLength)
+            throw new TemplateRuntimeError($"the {what} would hold {size:N0} {(what == "string" ? "characters" : "items")}, more than the limit of {JinjaLimits.MaxSequenceLength:N0}");
+    }
+
+    private static string Repeat(string s, long n)
+    {
+        if (n <= 0 || s.Length == 0) return "";
+        CheckSize((double)s.Length * n, "string");
+        return new StringBuilder(s.Length * (int)n).Insert(0, s, (int)n).ToString();
+    }
 
     private static List<object?> RepeatList(List<object?> l, long n)
     {
+        if (n > 0) CheckSize((double)l.Count * n, "list");
         var r = new List<object?>();
         for (long i = 0; i < n; i++) r.AddRange(l);
         return r;

@@ -28,6 +28,16 @@ public sealed class Parser
 
     private TemplateSyntaxError Error(Token at, string message) => new(_name, at.Line, at.Column, message);
 
+    private int _depth;
+
+    // Nesting (of parentheses, brackets, unary operators, blocks) is limited, so that a deep
+    // template is a syntax error rather than a stack overflow that ends the process.
+    private void Enter()
+    {
+        if (++_depth > JinjaLimits.MaxDepth || !System.Runtime.CompilerServices.RuntimeHelpers.TryEnsureSufficientExecutionStack())
+            throw Error(Cur, $"expressions or blocks nest more than {JinjaLimits.MaxDepth} deep");
+    }
+
     private T At<T>(T node, Token tok) where T : Node => node with { Line = tok.Line, Column = tok.Column };
 
     private Token Expect(string op)
@@ -84,6 +94,13 @@ public sealed class Parser
     }
 
     private Node ParseStatement()
+    {
+        Enter();
+        try { return ParseStatementCore(); }
+        finally { _depth--; }
+    }
+
+    private Node ParseStatementCore()
     {
         var tok = Cur;
         if (tok.Kind != TokenKind.Name) throw Error(tok, "tag name expected");
@@ -316,6 +333,13 @@ public sealed class Parser
 
     public Expr ParseExpression()
     {
+        Enter();
+        try { return ParseExpressionCore(); }
+        finally { _depth--; }
+    }
+
+    private Expr ParseExpressionCore()
+    {
         var tok = Cur;
         int mark = _i, soft = _soft;
         var expr = ParseOr();
@@ -353,7 +377,13 @@ public sealed class Parser
 
     private Expr ParseNot()
     {
-        if (Cur.IsName("not")) { var t = Next(); return At(new UnaryExpr("not", ParseNot()), t); }
+        if (Cur.IsName("not"))
+        {
+            var t = Next();
+            Enter();
+            try { return At(new UnaryExpr("not", ParseNot()), t); }
+            finally { _depth--; }
+        }
         return ParseCompare();
     }
 
@@ -405,6 +435,13 @@ public sealed class Parser
     }
 
     private Expr ParseUnary(bool withFilter)
+    {
+        Enter();
+        try { return ParseUnaryCore(withFilter); }
+        finally { _depth--; }
+    }
+
+    private Expr ParseUnaryCore(bool withFilter)
     {
         var tok = Cur;
         Expr node;

@@ -43,9 +43,9 @@ public static class StringMethods
         "islower" => new("islower", (_, _, _) => s.Any(char.IsLetter) && !s.Any(char.IsUpper)),
         "isupper" => new("isupper", (_, _, _) => s.Any(char.IsLetter) && !s.Any(char.IsLower)),
         "zfill" => new("zfill", (_, a, _) => s.PadLeft((int)PyOps.ToLong(a[0]), '0')),
-        "center" => new("center", (_, a, _) => Center(s, (int)PyOps.ToLong(a[0]))),
-        "ljust" => new("ljust", (_, a, _) => s.PadRight((int)PyOps.ToLong(a[0]))),
-        "rjust" => new("rjust", (_, a, _) => s.PadLeft((int)PyOps.ToLong(a[0]))),
+        "center" => new("center", (_, a, _) => Center(s, Width(a[0]))),
+        "ljust" => new("ljust", (_, a, _) => s.PadRight(Width(a[0]))),
+        "rjust" => new("rjust", (_, a, _) => s.PadLeft(Width(a[0]))),
         _ => null,
     };
 
@@ -165,8 +165,25 @@ public static class StringMethods
         return r;
     }
 
+    // A padding width, within the string size limit (and never wrapped to a negative int).
+    private static int Width(object? w)
+    {
+        long width = PyOps.ToLong(w);
+        Operators.CheckSize(width, "string");
+        return (int)Math.Max(0, width);
+    }
+
     public static string Replace(string s, string old, string neu, long count)
     {
+        if (neu.Length > old.Length)
+        {
+            // The result's exact length, before building it: replacements can multiply a string.
+            long occurrences = 0;
+            if (old.Length == 0) occurrences = s.Length + 1;
+            else for (int k = s.IndexOf(old, StringComparison.Ordinal); k >= 0; k = s.IndexOf(old, k + old.Length, StringComparison.Ordinal)) occurrences++;
+            if (count >= 0) occurrences = Math.Min(occurrences, count);
+            Operators.CheckSize(s.Length + (double)occurrences * (neu.Length - old.Length), "string");
+        }
         if (count < 0) return old.Length == 0 ? InsertBetween(s, neu) : s.Replace(old, neu, StringComparison.Ordinal);
         var sb = new StringBuilder();
         int pos = 0;
