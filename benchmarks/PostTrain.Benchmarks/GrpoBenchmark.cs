@@ -15,13 +15,14 @@ namespace PostTrain.Benchmarks;
 /// (forward, backward, AdamW over micro-batches).
 /// Options: --arch qwen2 --preset qwen2.5-0.5b --prompts 4 --generations 8 --completion 128
 /// --prompt 64 --micro-batch 8 (completions per micro-batch) --beta 0 --lora-r 0 --dtype f32|bf16
+/// --layers N --vocab N (the preset's width with fewer layers or a smaller vocabulary)
 /// </summary>
 public sealed class GrpoBenchmark : IBenchmark
 {
     public string Name => "grpo";
     public string Description => "One GRPO step split into sampling, scoring and optimisation";
 
-    sealed class Count(string name) : IRewardFunction
+    internal sealed class Count(string name) : IRewardFunction
     {
         public string Name => name;
         public double?[] Score(IReadOnlyList<RewardSample> samples) =>
@@ -37,7 +38,7 @@ public sealed class GrpoBenchmark : IBenchmark
         int promptLength = o.GetInt("prompt", 64), micro = o.GetInt("micro-batch", 8), loraR = o.GetInt("lora-r", 0);
         double beta = double.Parse(o.Get("beta", "0"), System.Globalization.CultureInfo.InvariantCulture);
         var dtype = o.Get("dtype", "f32") == "bf16" ? ScalarType.BFloat16 : ScalarType.Float32;
-        var config = preset.ToConfig();
+        var config = o.Shape(preset.ToConfig());
         using var model = new CausalLM(config, dtype);
         model.InitializeWeights(0);
         if (loraR > 0) LoraAdapters.Attach(model, new LoraConfig { R = loraR, Alpha = 2 * loraR }, seed: 0);
@@ -57,9 +58,11 @@ public sealed class GrpoBenchmark : IBenchmark
             .Select(b => (IReadOnlyList<PromptUnit>)units.Skip(b * options.UnitsPerMicroBatch).Take(options.UnitsPerMicroBatch).ToArray()).ToList();
         using var optimizer = new AdamW(model.named_parameters().Where(p => p.parameter.requires_grad).Select(p => (p.name, p.parameter)));
 
+        double cpu0 = Machine.CpuSeconds();
         var clock = Stopwatch.StartNew();
         method.PrepareStep(model, 0, batches);
         double prepare = clock.Elapsed.TotalSeconds;
+        double cpu1 = Machine.CpuSeconds();
         double sampling = method.LastSamplingSeconds;
         clock.Restart();
         model.train();
@@ -76,10 +79,13 @@ public sealed class GrpoBenchmark : IBenchmark
             optimizer.ZeroGrad();
         }
         double optimisation = clock.Elapsed.TotalSeconds;
+        double cpu2 = Machine.CpuSeconds();
         long completionTokens = (long)prompts * g * completion;
         return new JsonObject
         {
             ["preset"] = preset.Name,
+            ["layers"] = config.NumHiddenLayers,
+            ["vocab"] = config.VocabSize,
             ["dtype"] = dtype == ScalarType.BFloat16 ? "bf16" : "f32",
             ["lora_r"] = loraR,
             ["beta"] = beta,
@@ -92,8 +98,16 @@ public sealed class GrpoBenchmark : IBenchmark
             ["sampling_seconds"] = Math.Round(sampling, 2),
             ["sampled_tokens_per_second"] = Math.Round(completionTokens / sampling, 1),
             ["scoring_seconds"] = Math.Round(prepare - sampling, 2),
+            ["scoring"] = new JsonObject
+            {
+                ["rewards_seconds"] = Math.Round(method.StepRollout!.ScoringSeconds.Rewards, 3),
+                ["policy_logprobs_seconds"] = Math.Round(method.StepRollout.ScoringSeconds.PolicyLogProbs, 2),
+                ["reference_logprobs_seconds"] = Math.Round(method.StepRollout.ScoringSeconds.ReferenceLogProbs, 2),
+            },
             ["optimisation_seconds"] = Math.Round(optimisation, 2),
             ["step_seconds"] = Math.Round(prepare + optimisation, 2),
+            ["rollout_cpu_seconds"] = Math.Round(cpu1 - cpu0, 1),
+            ["optimisation_cpu_seconds"] = Math.Round(cpu2 - cpu1, 1),
             ["peak_rss_mb"] = Machine.PeakRssMb(),
         };
     }

@@ -189,6 +189,13 @@ public static class Machine
         public static float Sum(Vector256<float> v) => Vector256.Sum(v);
     }
 
+    /// <summary>CPU seconds this process has used (all threads, user and system): less moved than wall time by other tenants' load.</summary>
+    public static double CpuSeconds()
+    {
+        using var process = Process.GetCurrentProcess();
+        return process.TotalProcessorTime.TotalSeconds;
+    }
+
     /// <summary>Peak resident memory of this process (VmHWM), in MB; 0 where /proc is absent.</summary>
     public static long PeakRssMb()
     {
@@ -218,4 +225,17 @@ public sealed class Options
 
     public string Get(string name, string fallback) => values.GetValueOrDefault(name, fallback);
     public int GetInt(string name, int fallback) => values.TryGetValue(name, out var v) ? int.Parse(v) : fallback;
+
+    /// <summary>
+    /// A preset's config with --layers (decoder layers) and --vocab (vocabulary size) in place of
+    /// its own when given: a smaller model of the preset's width.
+    /// </summary>
+    public ModelConfig Shape(ModelConfig config)
+    {
+        int layers = GetInt("layers", config.NumHiddenLayers), vocab = GetInt("vocab", config.VocabSize);
+        if (layers == config.NumHiddenLayers && vocab == config.VocabSize) return config;
+        return ModelConfig.Create(config.Architecture, vocab, config.HiddenSize, config.IntermediateSize, layers,
+            config.NumAttentionHeads, config.NumKeyValueHeads, config.HeadDim, config.MaxPositionEmbeddings, config.RopeTheta,
+            config.RopeScaling, config.RmsNormEps, config.TieWordEmbeddings);
+    }
 }

@@ -19,6 +19,7 @@ public static class Program
         new GenerationBenchmark(),
         new SftBenchmark(),
         new GrpoBenchmark(),
+        new PpoBenchmark(),
         new TokenizerBenchmark(),
         new EvalBenchmark(),
         new BpeTrainBenchmark(),

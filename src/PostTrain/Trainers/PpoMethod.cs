@@ -51,7 +51,14 @@ public sealed class PpoMethod : TrainingMethod<PromptUnit>
         public required float[][] OldLogps, OldValues, Advantages, Returns;
         public required bool[] InLoss;
         public required Dictionary<string, double> Metrics;
+        public required double ValueSeconds;
     }
+
+    /// <summary>The rollout the current step trains on (null before the first <see cref="PrepareStep"/>).</summary>
+    public Rollout? StepRollout => batch?.Rollout;
+
+    /// <summary>Seconds the last rollout's value model spent scoring its completions (no gradient), for the benchmarks.</summary>
+    public double LastValueSeconds => batch?.ValueSeconds ?? 0;
 
     public override long CountItems(IReadOnlyList<PromptUnit> units) => Selected(units).Sum(i => (long)batch!.Rollout.CompletionIds[i].Count);
 
@@ -95,6 +102,7 @@ public sealed class PpoMethod : TrainingMethod<PromptUnit>
         }, Log, $"step {step + 1}");
         int n = rollout.Count;
         var oldValues = new float[n][];
+        var valueClock = System.Diagnostics.Stopwatch.StartNew();
         using (no_grad())
         {
             bool wasTraining = value.Decoder.training;
@@ -119,6 +127,7 @@ public sealed class PpoMethod : TrainingMethod<PromptUnit>
                 if (wasTraining) value.Decoder.train();
             }
         }
+        double valueSeconds = valueClock.Elapsed.TotalSeconds;
         // Scores: the rewards' total; no end-of-sequence token costs --missing-eos-penalty; a completion no reward scores is left out.
         var scores = new double[n];
         var inLoss = new bool[n];
@@ -172,7 +181,7 @@ public sealed class PpoMethod : TrainingMethod<PromptUnit>
             rollout.AppendCompletions(completionsLog, step + 1, rollouts.Rewards.Names, scores);
         return new Batch
         {
-            DataStep = dataStep, Rollout = rollout, InLoss = inLoss, Metrics = metrics,
+            DataStep = dataStep, Rollout = rollout, InLoss = inLoss, Metrics = metrics, ValueSeconds = valueSeconds,
             OldLogps = Rows(logps), OldValues = Rows(values), Advantages = Rows(advantages), Returns = Rows(returns),
         };
     }

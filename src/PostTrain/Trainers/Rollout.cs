@@ -5,6 +5,12 @@ using PostTrain.Rewards;
 namespace PostTrain.Trainers;
 
 /// <summary>
+/// Where a rollout's scoring time went: the reward functions, the policy's sampling-time
+/// log-probabilities and the reference's (zero when not computed).
+/// </summary>
+public sealed record RolloutScoringSeconds(double Rewards, double PolicyLogProbs, double ReferenceLogProbs);
+
+/// <summary>
 /// A run of consecutive prompts of a <see cref="Rollout"/> and their completions: one
 /// micro-batch of the step. Its completions are <c>FirstCompletion .. FirstCompletion + Completions - 1</c>.
 /// </summary>
@@ -114,6 +120,8 @@ public sealed class Rollout
     public IReadOnlyList<IReadOnlyList<float>?>? ReferenceLogps => referenceLogps;
     /// <summary>Seconds spent generating (the rest of sampling is scoring: rewards and log-probabilities).</summary>
     public double SamplingSeconds { get; }
+    /// <summary>Seconds spent scoring what was sampled (for the benchmarks; zeros where not measured).</summary>
+    public RolloutScoringSeconds ScoringSeconds { get; init; } = new(0, 0, 0);
 
     /// <summary>The part whose prompts are exactly <paramref name="units"/> (by index, in order), or null.</summary>
     public RolloutPart? PartOf(IReadOnlyList<PromptUnit> units) =>

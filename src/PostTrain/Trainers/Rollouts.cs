@@ -72,7 +72,10 @@ public sealed class Rollouts(RewardSet rewards, Func<IReadOnlyList<int>, string>
             double samplingSeconds = clock.Elapsed.TotalSeconds;
             var texts = completions.Select(c => c.Text ?? decode?.Invoke(c.TokenIds) ?? "").ToArray();
             var samples = completions.Select((c, i) => new RewardSample(prompts[i / g].Text, prompts[i / g].Example.Messages, texts[i], c.TokenIds, prompts[i / g].Example.Row)).ToList();
+            clock.Restart();
             var scores = rewards.Score(samples);
+            double rewardSeconds = clock.Elapsed.TotalSeconds;
+            double policySeconds = 0, referenceSeconds = 0;
             var truncated = completions.Select(c => c.FinishReason == "length").ToArray();
             var inLoss = truncated.Select(t => !(settings.MaskTruncated && t)).ToArray();
             var unscored = new Rollout(prompts, g, parts.Select(p => p.Count).ToList(), completions.Select(c => c.TokenIds).ToList(), truncated, inLoss, texts, scores);
@@ -86,13 +89,24 @@ public sealed class Rollouts(RewardSet rewards, Func<IReadOnlyList<int>, string>
                     using var noGrad = no_grad();
                     var rows = unscored.Rows(part);
                     if (samplingLogps is not null)
+                    {
+                        clock.Restart();
                         Split(rows.Tokens == 0 ? [] : TokenLogProbs.Score(model, rows, scoring).Logps.data<float>().ToArray(), unscored, part, samplingLogps);
+                        policySeconds += clock.Elapsed.TotalSeconds;
+                    }
                     if (referenceLogps is not null)
+                    {
+                        clock.Restart();
                         Split(rows.Tokens == 0 ? [] : reference!.Run(model, m => TokenLogProbs.Score(m, rows, scoring).Logps).data<float>().ToArray(), unscored, part, referenceLogps);
+                        referenceSeconds += clock.Elapsed.TotalSeconds;
+                    }
                 }
             WarnUnscorable(log, when, unscored);
             return new Rollout(prompts, g, parts.Select(p => p.Count).ToList(), completions.Select(c => c.TokenIds).ToList(), truncated, inLoss,
-                texts, scores, samplingLogps, referenceLogps, samplingSeconds);
+                texts, scores, samplingLogps, referenceLogps, samplingSeconds)
+            {
+                ScoringSeconds = new RolloutScoringSeconds(rewardSeconds, policySeconds, referenceSeconds),
+            };
         }
         finally
         {

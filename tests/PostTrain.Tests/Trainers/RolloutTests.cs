@@ -94,6 +94,9 @@ public class RolloutTests
         var plain = sampler.Sample(model, parts, settings with { SamplingLogProbs = false, ReferenceLogProbs = false, MaskTruncated = false });
         Assert.Null(plain.SamplingLogps);
         Assert.Null(plain.ReferenceLogps);
+        // The scoring timings (for the benchmarks): each part measured when done, zero when not.
+        Assert.True(r.ScoringSeconds is { Rewards: >= 0, PolicyLogProbs: > 0, ReferenceLogProbs: > 0 });
+        Assert.True(plain.ScoringSeconds is { PolicyLogProbs: 0, ReferenceLogProbs: 0 });
         Assert.All(plain.InLoss, Assert.True);
         Assert.Throws<InvalidOperationException>(() => new Rollouts(new RewardSet([reward]), null, Eos).Sample(model, parts, settings));
     }
