@@ -85,7 +85,10 @@ public class KillResumeTests(ITestOutputHelper output)
                 process.WaitForExit();
                 log.Add($"{(resume ? "resume" : "start")} killed {delay} ms after {after} steps: checkpoints {string.Join(",", Trainer<object>.Checkpoints(dir).Select(c => c.Step))}");
             }
-            if (!File.Exists(Path.Combine(dir, "model.safetensors")))
+            // A kill that lands after the final model was written leaves the run's leftovers (a
+            // temporary directory, the lock) to the next start in that output, which removes them.
+            bool finishedHere = !File.Exists(Path.Combine(dir, "model.safetensors"));
+            if (finishedHere)
             {
                 bool resume = Trainer<object>.Checkpoints(dir).Count > 0;
                 var (code, _, stderr) = CliRunner.Run(resume ? [.. Args(dir), "--resume"] : Args(dir));
@@ -100,8 +103,11 @@ public class KillResumeTests(ITestOutputHelper output)
             var expectedNumbers = Numbers(expectedScore);
             Assert.Equal(expectedNumbers.Count, scored.Count);
             for (int i = 0; i < scored.Count; i++) Assert.Equal(expectedNumbers[i], scored[i], 1e-5);
-            Assert.Empty(Directory.GetDirectories(dir, ".*"));
-            Assert.False(File.Exists(Path.Combine(dir, RunDirectory.LockFile)));
+            if (finishedHere)
+            {
+                Assert.Empty(Directory.GetDirectories(dir, ".*"));
+                Assert.False(File.Exists(Path.Combine(dir, RunDirectory.LockFile)));
+            }
         }
     }
 }
