@@ -22,10 +22,7 @@ public static class DpoRun
         options.RequirePaths();
         options.Validate();
         using var runLock = RunDirectory.Lock(options.Output!); // checked and taken before any work
-        var train = PreferenceDataset.Load(options.Data!, options.SkipInvalid);
-        if (train.Skipped > 0) log.WriteLine($"Skipped {train.Skipped} invalid records of {options.Data}");
-        var eval = options.EvalData is null ? null : PreferenceDataset.Load(options.EvalData, options.SkipInvalid);
-        if (eval?.Skipped > 0) log.WriteLine($"Skipped {eval.Skipped} invalid records of {options.EvalData}");
+        var (train, eval) = RunData.Load(options, p => PreferenceDataset.Load(p, options.SkipInvalid), d => d.Skipped, log);
         log.WriteLine($"Data: {train.Examples.Count} pairs, {train.Format}" + (eval is null ? "" : $"; eval: {eval.Examples.Count} pairs"));
 
         var template = train.Format.Conversational || eval?.Format.Conversational == true

@@ -29,10 +29,7 @@ public sealed class OnlineData : IDisposable
 
     public static OnlineData Load(OnlineOptions options, TextWriter log)
     {
-        var data = PromptDataset.Load(options.Data!, options.PromptField, options.SkipInvalid);
-        if (data.Skipped > 0) log.WriteLine($"Skipped {data.Skipped} invalid records of {options.Data}");
-        var evalData = options.EvalData is null ? null : PromptDataset.Load(options.EvalData, options.PromptField, options.SkipInvalid);
-        if (evalData?.Skipped > 0) log.WriteLine($"Skipped {evalData.Skipped} invalid records of {options.EvalData}");
+        var (data, evalData) = RunData.Load(options, p => PromptDataset.Load(p, options.PromptField, options.SkipInvalid), d => d.Skipped, log);
         log.WriteLine($"Data: {data.Examples.Count} prompts, {data.Format}" + (evalData is null ? "" : $"; eval: {evalData.Examples.Count} prompts"));
         var tokenizer = HfTokenizer.FromDirectory(options.Model!);
         var template = data.Format.Conversational || evalData?.Format.Conversational == true ? ChatTemplate.FromModelDirectory(options.Model!) : null;

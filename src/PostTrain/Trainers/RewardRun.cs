@@ -28,10 +28,7 @@ public static class RewardRun
         options.RequirePaths();
         options.Validate();
         using var runLock = RunDirectory.Lock(options.Output!); // checked and taken before any work
-        var train = PreferenceDataset.Load(options.Data!, options.SkipInvalid, margins: true);
-        if (train.Skipped > 0) log.WriteLine($"Skipped {train.Skipped} invalid records of {options.Data}");
-        var eval = options.EvalData is null ? null : PreferenceDataset.Load(options.EvalData, options.SkipInvalid, margins: true);
-        if (eval?.Skipped > 0) log.WriteLine($"Skipped {eval.Skipped} invalid records of {options.EvalData}");
+        var (train, eval) = RunData.Load(options, p => PreferenceDataset.Load(p, options.SkipInvalid, margins: true), d => d.Skipped, log);
         CheckMargins(train);
         if (eval is not null) CheckMargins(eval);
         log.WriteLine($"Data: {train.Examples.Count} pairs, {train.Format}" + (train.Examples[0].Margin is null ? "" : ", with margins") +

@@ -23,10 +23,7 @@ public static class SftRun
         options.RequirePaths();
         options.Validate();
         using var runLock = RunDirectory.Lock(options.Output!); // checked and taken before any work
-        var train = SftDataset.Load(options.Data!, options.SkipInvalid);
-        if (train.Skipped > 0) log.WriteLine($"Skipped {train.Skipped} invalid records of {options.Data}");
-        var eval = options.EvalData is null ? null : SftDataset.Load(options.EvalData, options.SkipInvalid);
-        if (eval?.Skipped > 0) log.WriteLine($"Skipped {eval.Skipped} invalid records of {options.EvalData}");
+        var (train, eval) = RunData.Load(options, p => SftDataset.Load(p, options.SkipInvalid), d => d.Skipped, log);
         log.WriteLine($"Data: {train.Examples.Count} records, {train.Format}" + (eval is null ? "" : $"; eval: {eval.Examples.Count} records"));
 
         var template = train.Format.Conversational || eval?.Format.Conversational == true
