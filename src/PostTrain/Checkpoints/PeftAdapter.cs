@@ -261,6 +261,47 @@ public static class PeftAdapter
         return copy;
     }
 
+    /// <summary>
+    /// An adapter read for serving beside others, without attaching it to the model: its config
+    /// and, for each layer it targets, A [r, in] and B [out, r] in float32 (the caller owns
+    /// them). The same checks as <see cref="Load"/>: architecture, rank against the stored
+    /// tensors, every tensor in its place with its shape.
+    /// </summary>
+    public static (LoraConfig Config, Dictionary<string, (Tensor A, Tensor B)> Weights) ReadStandalone(CausalLM model, string dir)
+    {
+        var config = ReadConfig(dir);
+        CheckArchitecture(model, dir, config);
+        var path = Path.Combine(dir, WeightsFile);
+        if (!File.Exists(path)) throw new InputError($"{dir}: no {WeightsFile}");
+        CheckRank(path, config);
+        var layers = model.Projections().Where(p => config.Targets(p.Name)).ToList();
+        if (layers.Count == 0) throw new InputError($"{Path.Combine(dir, ConfigFile)}: target_modules: no linear layer of this {model.Config.ModelType} model matches");
+        var weights = new Dictionary<string, (Tensor A, Tensor B)>(StringComparer.Ordinal);
+        var targets = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+        using (var scope = NewDisposeScope())
+            foreach (var (name, layer) in layers)
+            {
+                var pair = (zeros(config.R, layer.InFeatures).DetachFromDisposeScope(), zeros(layer.OutFeatures, config.R).DetachFromDisposeScope());
+                weights[name] = pair;
+                targets[$"{Prefix}{name}.lora_A.weight"] = pair.Item1;
+                targets[$"{Prefix}{name}.lora_B.weight"] = pair.Item2;
+            }
+        try
+        {
+            CopyInto(model, dir, targets);
+        }
+        catch
+        {
+            foreach (var (a, b) in weights.Values)
+            {
+                a.Dispose();
+                b.Dispose();
+            }
+            throw;
+        }
+        return (config, weights);
+    }
+
     /// <summary>Copies every tensor of DIR/adapter_model.safetensors into its target, by PEFT name; each target must get one.</summary>
     static void CopyInto(CausalLM model, string dir, Dictionary<string, Tensor> expected)
     {

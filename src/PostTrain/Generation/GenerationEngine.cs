@@ -7,8 +7,9 @@ namespace PostTrain.Generation;
 /// <summary>
 /// Batched autoregressive generation with a KV cache: left-padded prompts are prefilled in one
 /// forward, then every step feeds one token per sequence. A prompt's n samples share its
-/// prefill (the cache rows are copied), finished sequences leave the batch, and sampling uses a
-/// seeded generator, so the same seed, prompts and options reproduce the same completions.
+/// prefill (the cache rows are copied), finished sequences leave the batch, and each token's
+/// draw is a function of the seed and its place (<see cref="SampleRandom"/>), so the same seed,
+/// prompts and options reproduce the same completions, whatever the batch size.
 /// Semantics follow transformers' generate(): positions continue from each prompt's own, the
 /// logits processors run in its order (see <see cref="LogitsProcessors"/>), and a completion
 /// ends at an end-of-sequence token, a stop string or max_new_tokens.
@@ -149,7 +150,7 @@ public sealed class GenerationEngine
                 var contiguous = processed.contiguous();
                 var picked = o.Greedy
                     ? TokenPicker.Greedy(contiguous)
-                    : TokenPicker.Sample(contiguous, rand(contiguous.shape[0], generator: generator).data<float>().ToArray());
+                    : TokenPicker.Sample(contiguous, active.Select(r => SampleRandom.Uniform(o.Seed, rows[r].Prompt, rows[r].Sample, rows[r].Tokens.Count)).ToArray());
                 if (picked is { } p)
                 {
                     (tokenArray, logProbArray) = p;

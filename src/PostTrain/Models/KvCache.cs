@@ -130,6 +130,93 @@ public sealed class KvCache : IDisposable
         Batch = rows.Length;
     }
 
+    /// <summary>Empties the cache (no rows, no positions); the storage is kept for reuse.</summary>
+    public void Clear()
+    {
+        Batch = 0;
+        Length = 0;
+        HasPadding = false;
+    }
+
+    /// <summary>
+    /// Adds rows holding the first row of <paramref name="source"/> (a prompt prefilled alone),
+    /// <paramref name="copies"/> times, after the rows in use: right-aligned, so that the
+    /// source's last position lands on this cache's last filled one, with the slots before it
+    /// marked as padding. When the source is longer than what is filled, the rows already here
+    /// move right first (their positions ids are their own, so nothing else changes). This is
+    /// how a sequence joins a batch that is already decoding (continuous batching).
+    /// </summary>
+    public void AppendRows(KvCache source, int copies)
+    {
+        if (copies <= 0 || Batch + copies > MaxBatch) throw new ArgumentException($"cannot add {copies} rows to a cache holding {Batch} of {MaxBatch}");
+        if (source.Layers != Layers || source.Length == 0 || source.Length > Capacity)
+            throw new ArgumentException($"a source of {source.Length} positions does not fit a cache of {Capacity}");
+        if (Batch == 0) Length = 0;
+        if (source.Length > Length) ShiftRight(source.Length - Length);
+        using var scope = NewDisposeScope();
+        long start = Length - source.Length;
+        var rows = TensorIndex.Slice(Batch, Batch + copies);
+        var slots = TensorIndex.Slice(start, Length);
+        var from = TensorIndex.Slice(0, source.Length);
+        for (int i = 0; i < keys.Length; i++)
+        {
+            keys[i][rows, TensorIndex.Colon, slots].copy_(source.keys[i][TensorIndex.Slice(0, 1), TensorIndex.Colon, from]);
+            values[i][rows, TensorIndex.Colon, slots].copy_(source.values[i][TensorIndex.Slice(0, 1), TensorIndex.Colon, from]);
+        }
+        keyMask[rows, TensorIndex.Slice(0, start)].fill_(false);
+        keyMask[rows, slots].copy_(source.keyMask[TensorIndex.Slice(0, 1), from]);
+        if (start > 0 || source.HasPadding) HasPadding = true;
+        Batch += copies;
+    }
+
+    /// <summary>Moves every filled position of the rows in use <paramref name="by"/> slots right; the freed slots are padding.</summary>
+    void ShiftRight(long by)
+    {
+        if (Length + by > Capacity) throw new ArgumentException($"the cache holds {Capacity} positions; {Length} filled cannot move {by} right");
+        if (Batch > 0 && Length > 0)
+        {
+            using var scope = NewDisposeScope();
+            var rows = TensorIndex.Slice(0, Batch);
+            var filled = TensorIndex.Slice(0, Length);
+            var moved = TensorIndex.Slice(by, by + Length);
+            for (int i = 0; i < keys.Length; i++)
+            {
+                keys[i][rows, TensorIndex.Colon, moved].copy_(keys[i][rows, TensorIndex.Colon, filled].clone());
+                values[i][rows, TensorIndex.Colon, moved].copy_(values[i][rows, TensorIndex.Colon, filled].clone());
+            }
+            keyMask[rows, moved].copy_(keyMask[rows, filled].clone());
+            keyMask[rows, TensorIndex.Slice(0, by)].fill_(false);
+            HasPadding = true;
+        }
+        Length += by;
+    }
+
+    /// <summary>
+    /// Drops the leading slots that are padding in every row in use (left there by rows that
+    /// joined later or by rows that left), moving everything left: called when the cache is
+    /// full. Returns how many slots were freed.
+    /// </summary>
+    public long CompactLeft()
+    {
+        if (Batch == 0 || Length == 0) return 0;
+        using var scope = NewDisposeScope();
+        var mask = keyMask.narrow(0, 0, Batch).narrow(1, 0, Length);
+        // A row's first real slot: the argmax of its mask (every row in use holds a real token).
+        long shift = mask.to(ScalarType.Int32).argmax(1).min().item<long>();
+        if (shift == 0) return 0;
+        var rows = TensorIndex.Slice(0, Batch);
+        var kept = TensorIndex.Slice(shift, Length);
+        var to = TensorIndex.Slice(0, Length - shift);
+        for (int i = 0; i < keys.Length; i++)
+        {
+            keys[i][rows, TensorIndex.Colon, to].copy_(keys[i][rows, TensorIndex.Colon, kept].clone());
+            values[i][rows, TensorIndex.Colon, to].copy_(values[i][rows, TensorIndex.Colon, kept].clone());
+        }
+        keyMask[rows, to].copy_(keyMask[rows, kept].clone());
+        Length -= shift;
+        return shift;
+    }
+
     public void Dispose()
     {
         foreach (var t in keys) t.Dispose();

@@ -104,9 +104,17 @@ public sealed class Projection : nn.Module<Tensor, Tensor>
         lora_A = lora_B = null;
     }
 
+    /// <summary>
+    /// Adapters that apply to some rows of the batch only (serving several LoRA adapters in one
+    /// batch): each adds scaling * B A x to the rows it names (all rows when null). Set by the
+    /// serving engine for one forward at a time; not trained, owned by whoever set them.
+    /// </summary>
+    internal IReadOnlyList<RowAdapter>? RowAdapters { get; set; }
+
     public override Tensor forward(Tensor x)
     {
         var y = Gemv.LinearOrTorch(x, weight, bias);
+        if (RowAdapters is { Count: > 0 } groups) return AddRowAdapters(x, y, groups);
         if (lora_A is null || !AdapterEnabled) return y;
         using var scope = NewDisposeScope();
         var (a, b) = Substitute ?? (lora_A.weight!, lora_B!.weight!);
@@ -117,4 +125,28 @@ public sealed class Projection : nn.Module<Tensor, Tensor>
         var sum = y.dtype == update.dtype ? y + update : (y.to(update.dtype) + update).to(y.dtype);
         return sum.MoveToOuterDisposeScope();
     }
+
+    // The sum is formed in the adapters' dtype and cast back, as for the layer's own adapter.
+    static Tensor AddRowAdapters(Tensor x, Tensor y, IReadOnlyList<RowAdapter> groups)
+    {
+        using var scope = NewDisposeScope();
+        var dtype = groups[0].A.dtype;
+        var sum = y.dtype == dtype ? y.clone() : y.to(dtype);
+        foreach (var g in groups)
+        {
+            var input = g.Rows is null ? x : x.index_select(0, g.Rows);
+            if (input.dtype != dtype) input = input.to(dtype);
+            var update = nn.functional.linear(nn.functional.linear(input, g.A), g.B) * g.Scaling;
+            if (g.Rows is null) sum.add_(update);
+            else sum.index_add_(0, g.Rows, update, 1);
+        }
+        return (sum.dtype == y.dtype ? sum : sum.to(y.dtype)).MoveToOuterDisposeScope();
+    }
 }
+
+/// <summary>A LoRA adapter applied to some rows of a batch (<see cref="Projection.RowAdapters"/>).</summary>
+/// <param name="Rows">The batch rows (int64 indices) it applies to; null: every row.</param>
+/// <param name="A">lora_A [r, in].</param>
+/// <param name="B">lora_B [out, r].</param>
+/// <param name="Scaling">alpha / r (or alpha / sqrt(r) with rsLoRA).</param>
+internal sealed record RowAdapter(Tensor? Rows, Tensor A, Tensor B, double Scaling);
