@@ -22,6 +22,8 @@ public sealed record GenerationConfig
     public double MinP { get; init; }
     public double RepetitionPenalty { get; init; } = 1.0;
     public int? MaxNewTokens { get; init; }
+    /// <summary>The keys generation_config.json sets (empty without the file): a server takes only those as its defaults, as vLLM does.</summary>
+    public IReadOnlySet<string> Keys { get; init; } = new HashSet<string>();
 
     /// <summary>Reads DIR/generation_config.json if present; otherwise the defaults with config.json's eos ids.</summary>
     public static GenerationConfig Load(string dir, ModelConfig config)
@@ -50,6 +52,7 @@ public sealed record GenerationConfig
             MinP = r.Double("min_p") ?? 0.0,
             RepetitionPenalty = r.Double("repetition_penalty") ?? 1.0,
             MaxNewTokens = r.Int("max_new_tokens"),
+            Keys = o.Select(kv => kv.Key).ToHashSet(StringComparer.Ordinal),
         };
     }
 }
