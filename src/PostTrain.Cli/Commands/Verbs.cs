@@ -23,6 +23,7 @@ public static class Verbs
         GrpoCommand.Create(PostTrain.Trainers.OnlineAlgorithm.Grpo),
         GrpoCommand.Create(PostTrain.Trainers.OnlineAlgorithm.Rloo),
         PpoCommand.Create(),
+        ServeCommand.Create(),
     ];
 
     /// <summary>
