@@ -23,6 +23,7 @@ public static class Program
         new TokenizerBenchmark(),
         new EvalBenchmark(),
         new BpeTrainBenchmark(),
+        new ServeBenchmark(),
     ];
 
     public static int Main(string[] args)

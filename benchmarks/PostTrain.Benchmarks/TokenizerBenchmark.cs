@@ -46,15 +46,9 @@ public sealed class TokenizerBenchmark : IBenchmark
             ["chunk_chars"] = ChunkChars,
             ["threads"] = 1,
         };
-        var fixtures = FindFixtures();
         foreach (var model in new[] { "qwen3", "llama3" })
         {
-            var dir = Path.Combine(Path.GetTempPath(), "posttrain-bench-" + model);
-            Directory.CreateDirectory(dir);
-            using (var gz = new GZipStream(File.OpenRead(Path.Combine(fixtures, model, "tokenizer.json.gz")), CompressionMode.Decompress))
-            using (var f = File.Create(Path.Combine(dir, "tokenizer.json")))
-                gz.CopyTo(f);
-            File.Copy(Path.Combine(fixtures, model, "tokenizer_config.json"), Path.Combine(dir, "tokenizer_config.json"), overwrite: true);
+            var dir = Unpack(model);
             var load = Stopwatch.StartNew();
             var tok = HfTokenizer.FromDirectory(dir);
             double loadS = load.Elapsed.TotalSeconds;
@@ -90,6 +84,19 @@ public sealed class TokenizerBenchmark : IBenchmark
             };
         }
         return result;
+    }
+
+    /// <summary>A fixture tokenizer (qwen3, llama3) unpacked into a temporary directory: tokenizer.json and tokenizer_config.json.</summary>
+    internal static string Unpack(string model)
+    {
+        var fixtures = FindFixtures();
+        var dir = Path.Combine(Path.GetTempPath(), "posttrain-bench-" + model);
+        Directory.CreateDirectory(dir);
+        using (var gz = new GZipStream(File.OpenRead(Path.Combine(fixtures, model, "tokenizer.json.gz")), CompressionMode.Decompress))
+        using (var f = File.Create(Path.Combine(dir, "tokenizer.json")))
+            gz.CopyTo(f);
+        File.Copy(Path.Combine(fixtures, model, "tokenizer_config.json"), Path.Combine(dir, "tokenizer_config.json"), overwrite: true);
+        return dir;
     }
 
     static string FindFixtures()

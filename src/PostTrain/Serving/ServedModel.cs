@@ -19,6 +19,7 @@ public sealed class ServedModel : IDisposable
 {
     ChatTemplate? template;
     bool templateRead;
+    bool ownsModel = true;
 
     ServedModel(string name, string directory, CausalLM model, HfTokenizer tokenizer, GenerationConfig generation, ServingEngine engine,
         IReadOnlyDictionary<string, object?> templateVariables)
@@ -79,6 +80,20 @@ public sealed class ServedModel : IDisposable
         }
     }
 
+    /// <summary>
+    /// Serves a model already in memory (e.g. one just trained), with its tokenizer; the chat
+    /// template and generation_config.json come from <paramref name="directory"/> when it has
+    /// them. The model is used, not owned: disposing the result stops the engine only.
+    /// </summary>
+    public static ServedModel FromModel(string name, CausalLM model, HfTokenizer tokenizer, string directory, ServingEngineOptions? options = null,
+        IReadOnlyDictionary<string, object?>? templateVariables = null)
+    {
+        model.eval();
+        var generation = System.IO.Directory.Exists(directory) ? GenerationConfig.Load(directory, model.Config) : new GenerationConfig { EosTokenIds = model.Config.EosTokenIds };
+        var engine = new ServingEngine(model, ids => tokenizer.Decode(ids, skipSpecialTokens: true), options);
+        return new ServedModel(name, directory, model, tokenizer, generation, engine, templateVariables ?? new Dictionary<string, object?>()) { ownsModel = false };
+    }
+
     /// <summary>The sampling options of a request before its own values: the defaults described above.</summary>
     public SamplingOptions DefaultSampling()
     {
@@ -114,7 +129,7 @@ public sealed class ServedModel : IDisposable
             if (!templateRead)
             {
                 // A model without a template serves completions only; a broken template is an error.
-                bool has = File.Exists(Path.Combine(Directory, "chat_template.jinja")) ||
+                bool has = System.IO.Directory.Exists(Directory) && File.Exists(Path.Combine(Directory, "chat_template.jinja")) ||
                            (File.Exists(Path.Combine(Directory, "tokenizer_config.json")) &&
                             JsonNode.Parse(File.ReadAllText(Path.Combine(Directory, "tokenizer_config.json")))?["chat_template"] is not null);
                 template = has ? ChatTemplate.FromModelDirectory(Directory) : null;
@@ -141,6 +156,6 @@ public sealed class ServedModel : IDisposable
     public void Dispose()
     {
         Engine.Dispose();
-        Model.Dispose();
+        if (ownsModel) Model.Dispose();
     }
 }
