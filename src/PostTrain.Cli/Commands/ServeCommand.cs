@@ -23,10 +23,11 @@ public static class ServeCommand
         var maxModelLen = new Option<int>("--max-model-len") { Description = "Most tokens per sequence, prompt and completion (default: the model's context, at most 2048); sizes the KV cache" };
         var dtype = new Option<string>("--dtype") { Description = "dtype the model runs in: float32, bfloat16 or float16 (f32, bf16, f16)", DefaultValueFactory = _ => "float32" };
         var name = new Option<string?>("--served-model-name") { Description = "The base model's name in requests and /v1/models (default: the directory's name)" };
+        var toolParser = new Option<string?>("--tool-call-parser") { Description = "hermes: <tool_call> blocks in chat answers become tool_calls when the request has tools (Qwen's and Hermes' format, vLLM's parser of that name)" };
         var kwargs = new Option<string[]>("--chat-template-kwargs") { Description = "Chat-template variables for every conversation: KEY=JSON (repeatable) or a JSON object; a request's chat_template_kwargs override them" };
         var command = new Command("serve", "Serve a model over the OpenAI API (completions, chat, streaming, LoRA adapters; vLLM-compatible) with continuous batching")
         {
-            model, adapters, host, port, apiKey, maxBatch, maxModelLen, dtype, name, kwargs,
+            model, adapters, host, port, apiKey, maxBatch, maxModelLen, dtype, name, kwargs, toolParser,
         };
         command.SetAction(result => Verbs.Guard(result, stdout =>
         {
@@ -41,7 +42,7 @@ public static class ServeCommand
             var engineOptions = new ServingEngineOptions { MaxBatch = result.GetValue(maxBatch), MaxModelLength = result.GetValue(maxModelLen) };
             if (engineOptions.MaxBatch <= 0) throw new InputError($"--max-batch: must be positive, got {engineOptions.MaxBatch}");
             using var served = ServedModel.Load(result.GetValue(model)!, Dtypes.Parse(result.GetValue(dtype), "--dtype"), engineOptions, result.GetValue(name), variables);
-            var options = new ServerOptions { Host = result.GetValue(host)!, Port = result.GetValue(port), ApiKey = result.GetValue(apiKey) };
+            var options = new ServerOptions { Host = result.GetValue(host)!, Port = result.GetValue(port), ApiKey = result.GetValue(apiKey), ToolCallParser = result.GetValue(toolParser) };
             var server = OpenAiServer.StartAsync(served, options, named).GetAwaiter().GetResult();
             var adapterList = served.Engine.Adapters;
             stdout.WriteLine($"Serving {served.Name} on {server.Address.ToString().TrimEnd('/')} (max batch {served.Engine.MaxBatch}, max model length {served.Engine.MaxModelLength}" +

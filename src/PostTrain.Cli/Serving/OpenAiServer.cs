@@ -27,6 +27,8 @@ public sealed record ServerOptions
     public long MaxBodyBytes { get; init; } = 16 << 20;
     /// <summary>After SIGTERM or SIGINT, how long requests in flight may take to finish.</summary>
     public TimeSpan ShutdownTimeout { get; init; } = TimeSpan.FromMinutes(5);
+    /// <summary>"hermes": chat answers' &lt;tool_call&gt; blocks become tool_calls when the request has tools (vLLM's --tool-call-parser); null: text as it is.</summary>
+    public string? ToolCallParser { get; init; }
     /// <summary>Stop on SIGTERM/SIGINT (the CLI); off for a server started inside a test.</summary>
     public bool HandleSignals { get; init; } = true;
 }
@@ -46,11 +48,13 @@ public sealed class OpenAiServer : IAsyncDisposable
     readonly ServedModel served;
     readonly Dictionary<string, string> adapterPaths = new(StringComparer.Ordinal);
     readonly long created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
+    readonly bool parseToolCalls;
 
-    OpenAiServer(WebApplication app, ServedModel served)
+    OpenAiServer(WebApplication app, ServedModel served, bool parseToolCalls)
     {
         this.app = app;
         this.served = served;
+        this.parseToolCalls = parseToolCalls;
     }
 
     /// <summary>The address the server listens on, e.g. http://127.0.0.1:8000.</summary>
@@ -73,8 +77,10 @@ public sealed class OpenAiServer : IAsyncDisposable
                 : throw new InputError($"--host: '{options.Host}' is not an IP address (use 127.0.0.1, 0.0.0.0 or ::)");
             k.Listen(ip, options.Port);
         });
+        if (options.ToolCallParser is not (null or "hermes"))
+            throw new InputError($"--tool-call-parser: '{options.ToolCallParser}' is not known (hermes: Qwen's and Hermes' <tool_call> blocks)");
         var app = builder.Build();
-        var server = new OpenAiServer(app, served);
+        var server = new OpenAiServer(app, served, options.ToolCallParser is not null);
         foreach (var (name, dir) in adapters ?? [])
         {
             if (name == served.Name) throw new InputError($"--adapter: '{name}' is the base model's name");
@@ -500,6 +506,8 @@ public sealed class OpenAiServer : IAsyncDisposable
         string model = adapter ?? served.Name;
         var choices = Enumerable.Range(0, n).Select(_ => new Choice()).ToArray();
         var deltas = choices.Select(_ => new TextDeltas(served.Decode, (sampling.EosTokenIds ?? []).ToList(), sampling.Stop)).ToArray();
+        bool parseCalls = parseToolCalls && tools is { Count: > 0 };
+        var held = choices.Select(_ => new PostTrainChatClient.StreamedText(parseCalls)).ToArray();
         JsonObject Usage() => new()
         {
             ["prompt_tokens"] = prompt.Length, ["completion_tokens"] = choices.Sum(c => c.Tokens.Count),
@@ -513,12 +521,20 @@ public sealed class OpenAiServer : IAsyncDisposable
             for (int k = 0; k < n; k++)
             {
                 var c = choices[k];
+                var message = new JsonObject { ["role"] = "assistant", ["content"] = c.Text, ["tool_calls"] = new JsonArray() };
+                var finish = c.FinishReason;
+                if (parseCalls && PostTrainChatClient.ParseToolCalls(c.Text) is { } parsed)
+                {
+                    message["content"] = parsed.Text.Length > 0 ? parsed.Text : null;
+                    message["tool_calls"] = ToolCalls(parsed.Calls, withIndex: false);
+                    finish = "tool_calls";
+                }
                 var choice = new JsonObject
                 {
                     ["index"] = k,
-                    ["message"] = new JsonObject { ["role"] = "assistant", ["content"] = c.Text, ["tool_calls"] = new JsonArray() },
+                    ["message"] = message,
                     ["logprobs"] = logprobs ? ChatLogprobs(c.Tokens, c.LogProbs, c.Top) : null,
-                    ["finish_reason"] = c.FinishReason, ["stop_reason"] = null,
+                    ["finish_reason"] = finish, ["stop_reason"] = null,
                 };
                 if (tokenIds) choice["token_ids"] = new JsonArray(c.Tokens.Select(t => (JsonNode)t).ToArray());
                 list.Add(choice);
@@ -547,14 +563,28 @@ public sealed class OpenAiServer : IAsyncDisposable
         {
             Record(choices, k, n, e);
             if (e is not TokenGenerated t) return;
-            var delta = deltas[k].Next(t);
-            if (delta.Length == 0 && t.FinishReason is null && !logprobs && !tokenIds) return;
+            var delta = held[k].Add(deltas[k].Next(t));
+            var deltaObject = new JsonObject();
+            var finish = t.FinishReason;
+            if (finish is not null)
+            {
+                // The rest of the text, and with the tool-call parser the calls, arrive with the last token.
+                var (rest, calls) = held[k].End();
+                delta += string.Concat(rest.OfType<Microsoft.Extensions.AI.TextContent>().Select(x => x.Text));
+                if (calls)
+                {
+                    deltaObject["tool_calls"] = ToolCalls(rest.OfType<Microsoft.Extensions.AI.FunctionCallContent>(), withIndex: true);
+                    finish = "tool_calls";
+                }
+            }
+            if (delta.Length == 0 && finish is null && !logprobs && !tokenIds) return;
+            if (delta.Length > 0 || finish is null) deltaObject["content"] = delta;
             var choice = new JsonObject
             {
                 ["index"] = k,
-                ["delta"] = delta.Length > 0 || t.FinishReason is null ? new JsonObject { ["content"] = delta } : new JsonObject(),
+                ["delta"] = deltaObject,
                 ["logprobs"] = logprobs ? ChatLogprobs([t.TokenId], [t.LogProb], [t.Top]) : null,
-                ["finish_reason"] = t.FinishReason,
+                ["finish_reason"] = finish,
             };
             if (tokenIds) choice["token_ids"] = new JsonArray(t.TokenId);
             await Send(context, Chunk([choice]), cancel.Token);
@@ -566,6 +596,25 @@ public sealed class OpenAiServer : IAsyncDisposable
             await Send(context, last, cancel.Token);
         }
         await Done(context, cancel.Token);
+    }
+
+    // OpenAI's tool_calls: [{"id", "type": "function", "function": {"name", "arguments": JSON text}}] (streamed with their index).
+    static JsonArray ToolCalls(IEnumerable<Microsoft.Extensions.AI.FunctionCallContent> calls, bool withIndex)
+    {
+        var list = new JsonArray();
+        int i = 0;
+        foreach (var call in calls)
+        {
+            var item = new JsonObject
+            {
+                ["id"] = call.CallId, ["type"] = "function",
+                ["function"] = new JsonObject { ["name"] = call.Name, ["arguments"] = JsonSerializer.Serialize(call.Arguments ?? new Dictionary<string, object?>(), Compact) },
+            };
+            if (withIndex) item["index"] = i;
+            list.Add(item);
+            i++;
+        }
+        return list;
     }
 
     static IReadOnlyDictionary<string, object?> ChatTemplateKwargsOf(JsonNode kwargs) =>

@@ -142,7 +142,7 @@ public sealed class PostTrainChatClient : IChatClient
     /// drops when only whitespace precedes a call): the updates add up to the text and calls of
     /// the same response not streamed.
     /// </summary>
-    internal sealed class StreamedText(bool tools)
+    public sealed class StreamedText(bool tools)
     {
         readonly System.Text.StringBuilder text = new();
         int sent;
