@@ -60,6 +60,9 @@ public sealed class ServeBenchmark : IBenchmark
             bestEndToEnd = Math.Max(bestEndToEnd, 8.0 * newTokens / clock.Elapsed.TotalSeconds);
             bestDecode = Math.Max(bestDecode, local.LastStats.DecodeRowTokens / local.LastStats.DecodeSeconds);
         }
+        var one = Stopwatch.StartNew();
+        local.Generate([Prompt()], sampling);
+        result["generate_batch1_tokens_per_s"] = Math.Round(newTokens / one.Elapsed.TotalSeconds, 2);
         result["generate_batch8_tokens_per_s"] = Math.Round(bestEndToEnd, 2);
         result["generate_batch8_decode_tokens_per_s"] = Math.Round(bestDecode, 2);
 

@@ -313,7 +313,10 @@ public sealed class OpenAiServer : IAsyncDisposable
         bool stream = request.Bool("stream") ?? false;
         bool usage = request.Body["stream_options"]?["include_usage"]?.GetValue<bool>() ?? false;
         if (sampling.MaxNewTokens == 0 && !echo) throw ApiError.Bad("max_tokens", "must be at least 1 (0 only with echo, to score the prompt)");
+        // Cancelled when the client goes away, and when this handler ends for any reason (a failed
+        // write to a closed connection included): the engine then drops what is still running.
         using var cancel = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted);
+        using var stopOnExit = new CancelOnDispose(cancel);
         var ids = prompts.Select(p => p.Ids).ToList();
         var streams = Submit(ids, sampling, adapter, logprobs, echo && logprobs is not null ? logprobs : null, cancel);
         int n = sampling.N;
@@ -498,7 +501,10 @@ public sealed class OpenAiServer : IAsyncDisposable
         bool tokenIds = request.Bool("return_token_ids") ?? false;
         bool stream = request.Bool("stream") ?? false;
         bool usage = request.Body["stream_options"]?["include_usage"]?.GetValue<bool>() ?? false;
+        // Cancelled when the client goes away, and when this handler ends for any reason (a failed
+        // write to a closed connection included): the engine then drops what is still running.
         using var cancel = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted);
+        using var stopOnExit = new CancelOnDispose(cancel);
         var streams = Submit([prompt], sampling, adapter, logprobs ? top ?? 0 : null, null, cancel);
         int n = sampling.N;
         var id = "chatcmpl-" + Guid.NewGuid().ToString("N");
@@ -667,13 +673,18 @@ public sealed class OpenAiServer : IAsyncDisposable
             await foreach (var (k, e) in events.ReadAllAsync(cancel)) await each(k, e);
             return true;
         }
-        catch (Exception e) when (!cancel.IsCancellationRequested)
+        catch (Exception e) when (!cancel.IsCancellationRequested && e is not IOException)
         {
             var error = AsApiError(e);
             await context.Response.WriteAsync($"data: {error.Body().ToJsonString(Compact)}\n\n", cancel);
             await Done(context, cancel);
             return false;
         }
+    }
+
+    sealed class CancelOnDispose(CancellationTokenSource cancel) : IDisposable
+    {
+        public void Dispose() => cancel.Cancel();
     }
 
     // For a server inside a test: no signal handlers, nothing printed.

@@ -139,15 +139,16 @@ public sealed class KvCache : IDisposable
     }
 
     /// <summary>
-    /// Adds rows holding the first row of <paramref name="source"/> (a prompt prefilled alone),
-    /// <paramref name="copies"/> times, after the rows in use: right-aligned, so that the
+    /// Adds rows holding row <paramref name="sourceRow"/> of <paramref name="source"/> (a prefilled
+    /// prompt), <paramref name="copies"/> times, after the rows in use: right-aligned, so that the
     /// source's last position lands on this cache's last filled one, with the slots before it
     /// marked as padding. When the source is longer than what is filled, the rows already here
     /// move right first (their positions ids are their own, so nothing else changes). This is
     /// how a sequence joins a batch that is already decoding (continuous batching).
     /// </summary>
-    public void AppendRows(KvCache source, int copies)
+    public void AppendRows(KvCache source, int copies, int sourceRow = 0)
     {
+        if (sourceRow < 0 || sourceRow >= source.Batch) throw new ArgumentException($"row {sourceRow} is not in a source of {source.Batch} rows");
         if (copies <= 0 || Batch + copies > MaxBatch) throw new ArgumentException($"cannot add {copies} rows to a cache holding {Batch} of {MaxBatch}");
         if (source.Layers != Layers || source.Length == 0 || source.Length > Capacity)
             throw new ArgumentException($"a source of {source.Length} positions does not fit a cache of {Capacity}");
@@ -160,11 +161,11 @@ public sealed class KvCache : IDisposable
         var from = TensorIndex.Slice(0, source.Length);
         for (int i = 0; i < keys.Length; i++)
         {
-            keys[i][rows, TensorIndex.Colon, slots].copy_(source.keys[i][TensorIndex.Slice(0, 1), TensorIndex.Colon, from]);
-            values[i][rows, TensorIndex.Colon, slots].copy_(source.values[i][TensorIndex.Slice(0, 1), TensorIndex.Colon, from]);
+            keys[i][rows, TensorIndex.Colon, slots].copy_(source.keys[i][TensorIndex.Slice(sourceRow, sourceRow + 1), TensorIndex.Colon, from]);
+            values[i][rows, TensorIndex.Colon, slots].copy_(source.values[i][TensorIndex.Slice(sourceRow, sourceRow + 1), TensorIndex.Colon, from]);
         }
         keyMask[rows, TensorIndex.Slice(0, start)].fill_(false);
-        keyMask[rows, slots].copy_(source.keyMask[TensorIndex.Slice(0, 1), from]);
+        keyMask[rows, slots].copy_(source.keyMask[TensorIndex.Slice(sourceRow, sourceRow + 1), from]);
         if (start > 0 || source.HasPadding) HasPadding = true;
         Batch += copies;
     }

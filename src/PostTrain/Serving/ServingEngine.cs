@@ -294,7 +294,7 @@ public sealed class ServingEngine : IDisposable
                     {
                         smallBatch?.Dispose();
                         smallBatch = null;
-                        foreach (var p in admitted) Admit(p, cache, ref logits);
+                        Admit(admitted, cache, ref logits);
                     }
                     if (active.Count == 0) continue;
                     Step(cache, ref logits, ref smallBatch);
@@ -331,67 +331,93 @@ public sealed class ServingEngine : IDisposable
         }
     }
 
-    // Prefills a request's prompt alone (its own small cache), scores it when asked, and adds
-    // its n samples to the batch as copies of that prefill.
-    void Admit(Pending p, KvCache cache, ref Tensor? logits)
+    // Most prompt positions (padding included) prefilled in one forward: vLLM's max_num_batched_tokens.
+    const int PrefillTokenBudget = 8192;
+
+    // Prefills the admitted requests' prompts, several in one left-padded forward (as
+    // GenerationEngine does), scores the prompts that asked, and adds each request's n samples
+    // to the batch as copies of its prefill.
+    void Admit(List<Pending> admitted, KvCache cache, ref Tensor? logits)
     {
-        if (p.Cancel.IsCancellationRequested)
+        var live = new List<Pending>();
+        foreach (var p in admitted)
+            if (p.Cancel.IsCancellationRequested) p.Finish();
+            else live.Add(p);
+        int start = 0;
+        while (start < live.Count)
         {
-            p.Finish();
-            return;
+            // Longest prompts are not sorted: requests keep their arrival order.
+            int end = start + 1, width = live[start].Request.Prompt.Length;
+            while (end < live.Count && Math.Max(width, live[end].Request.Prompt.Length) * (end - start + 1) <= PrefillTokenBudget)
+                width = Math.Max(width, live[end++].Request.Prompt.Length);
+            Prefill(live.GetRange(start, end - start), width, cache, ref logits);
+            start = end;
         }
-        var request = p.Request;
-        var prompt = request.Prompt;
+    }
+
+    void Prefill(List<Pending> group, int width, KvCache cache, ref Tensor? logits)
+    {
         var clock = System.Diagnostics.Stopwatch.StartNew();
         using var scope = NewDisposeScope();
-        using var prefill = new KvCache(model.Config, 1, prompt.Length, model.DType);
-        using var lora = WithAdapters(p.Adapter is null ? [] : [(null, p.Adapter)]);
-        var ids = tensor(prompt.Select(t => (long)t).ToArray(), [1, prompt.Length]);
-        var hidden = model.ForwardHidden(ids, null, null, prefill);
-        Stats.PrefillTokens += prompt.Length;
-        if (request.PromptLogprobs is { } k)
+        var prompts = group.Select(p => p.Request.Prompt).ToArray();
+        using var prefill = new KvCache(model.Config, group.Count, width, model.DType);
+        var (ids, mask, pos) = Data.Batching.LeftPad(prompts);
+        var adapterGroups = group.Select((p, i) => (p.Adapter, i)).Where(x => x.Adapter is not null).GroupBy(x => x.Adapter!)
+            .Select(g => (g.Count() == group.Count ? null : tensor(g.Select(x => (long)x.i).ToArray()), g.Key)).ToList();
+        Tensor hidden;
+        using (WithAdapters(adapterGroups))
+            hidden = model.ForwardHidden(ids, group.Count > 1 ? mask : null, group.Count > 1 ? pos : null, prefill);
+        Stats.PrefillTokens += prompts.Sum(p => p.Length);
+        var lastLogits = model.Logits(hidden.select(1, width - 1)).to(ScalarType.Float32); // [group, vocab]
+        for (int i = 0; i < group.Count; i++)
         {
-            var all = model.Logits(hidden[0]).to(ScalarType.Float32).log_softmax(-1); // [P, vocab]
-            var next = ids[0].narrow(0, 1, prompt.Length - 1).unsqueeze(1);
-            var scores = new float?[prompt.Length];
-            var picked = prompt.Length > 1 ? all.narrow(0, 0, prompt.Length - 1).gather(1, next).squeeze(1).data<float>().ToArray() : [];
-            for (int t = 1; t < prompt.Length; t++) scores[t] = picked[t - 1];
-            TokenLogprob[]?[]? top = null;
-            if (k > 0)
+            var p = group[i];
+            var request = p.Request;
+            var prompt = request.Prompt;
+            if (request.PromptLogprobs is { } k)
             {
-                top = new TokenLogprob[]?[prompt.Length];
-                var tops = Top(all.narrow(0, 0, prompt.Length - 1), k);
-                for (int t = 1; t < prompt.Length; t++) top[t] = tops[t - 1];
+                using var inner = NewDisposeScope();
+                var all = model.Logits(hidden[i].narrow(0, width - prompt.Length, prompt.Length)).to(ScalarType.Float32).log_softmax(-1); // [P, vocab]
+                var next = tensor(prompt.Skip(1).Select(t => (long)t).ToArray()).unsqueeze(1);
+                var scores = new float?[prompt.Length];
+                var picked = prompt.Length > 1 ? all.narrow(0, 0, prompt.Length - 1).gather(1, next).squeeze(1).data<float>().ToArray() : [];
+                for (int t = 1; t < prompt.Length; t++) scores[t] = picked[t - 1];
+                TokenLogprob[]?[]? top = null;
+                if (k > 0 && prompt.Length > 1)
+                {
+                    top = new TokenLogprob[]?[prompt.Length];
+                    var tops = Top(all.narrow(0, 0, prompt.Length - 1), k);
+                    for (int t = 1; t < prompt.Length; t++) top[t] = tops[t - 1];
+                }
+                p.Writer.TryWrite(new PromptScored(scores, top));
             }
-            p.Writer.TryWrite(new PromptScored(scores, top));
-        }
-        if (p.ScoreOnly)
-        {
-            p.Finish();
             Stats.Requests++;
-            return;
-        }
-        var last = model.Logits(hidden.select(1, prompt.Length - 1)).to(ScalarType.Float32); // [1, vocab]
-        int n = request.Sampling.N;
-        if (active.Count == 0) cache.Clear();
-        cache.AppendRows(prefill, n);
-        var expanded = last.expand(n, last.shape[1]);
-        var joined = logits is null ? expanded.contiguous() : cat([logits, expanded], 0);
-        logits?.Dispose();
-        logits = joined.DetachFromDisposeScope();
-        p.Open = n;
-        bool penalty = request.Sampling.RepetitionPenalty != 1.0;
-        for (int s = 0; s < n; s++)
-        {
-            bool[]? present = null;
-            if (penalty)
+            if (p.ScoreOnly)
             {
-                present = new bool[model.Config.VocabSize];
-                foreach (var t in prompt) present[t] = true;
+                p.Finish();
+                continue;
             }
-            active.Add(new Row(p, s, present));
+            int n = request.Sampling.N;
+            if (active.Count == 0) cache.Clear();
+            cache.AppendRows(prefill, n, i);
+            var row = lastLogits.narrow(0, i, 1);
+            var expanded = row.expand(n, row.shape[1]);
+            var joined = logits is null ? expanded.contiguous() : cat([logits, expanded], 0);
+            logits?.Dispose();
+            logits = joined.DetachFromDisposeScope();
+            p.Open = n;
+            bool penalty = request.Sampling.RepetitionPenalty != 1.0;
+            for (int s = 0; s < n; s++)
+            {
+                bool[]? present = null;
+                if (penalty)
+                {
+                    present = new bool[model.Config.VocabSize];
+                    foreach (var t in prompt) present[t] = true;
+                }
+                active.Add(new Row(p, s, present));
+            }
         }
-        Stats.Requests++;
         Stats.PrefillSeconds += clock.Elapsed.TotalSeconds;
     }
 
