@@ -169,6 +169,23 @@ public class RemoteRolloutTests
     }
 
     [Fact]
+    public void TheCapIsTrlsOldNameOfClipMaxAndTheSettingsReadBack()
+    {
+        var table = GrpoOptions.Settings;
+        var options = table.Apply(new GrpoOptions(), table.Find("vllm-importance-sampling-cap")!, "2.5", "--vllm-importance-sampling-cap");
+        Assert.Equal(2.5, options.VllmImportanceSamplingClipMax);
+        Assert.Null(options.ImportanceSampling); // local rollouts: no correction
+        options = table.Apply(options, table.Find("vllm-importance-sampling-mode")!, "token_mask", "--vllm-importance-sampling-mode") with { RolloutServer = "http://h:1" };
+        Assert.Equal(new ImportanceSampling(ImportanceSamplingMode.TokenMask, null, 2.5), options.ImportanceSampling);
+        var path = Path.Combine(TestModels.TempDir(), "config.yaml");
+        File.WriteAllText(path, table.ToYaml(options));
+        Assert.Contains("vllm-importance-sampling-mode: token_mask", File.ReadAllText(path));
+        var back = table.ReadYaml(new GrpoOptions(), path);
+        Assert.Equal(options.ImportanceSampling, back.ImportanceSampling);
+        Assert.Equal("http://h:1", back.RolloutServer);
+    }
+
+    [Fact]
     public void ImportanceSamplingModesMatchHandComputedValues()
     {
         // Trainer (old) and server (sampling) log-probabilities of a 3-token completion: differences ln 2, ln 3, ln 0.5.
