@@ -60,6 +60,8 @@ public sealed class FakeOpenAiServer : IDisposable
     /// <summary>Adapters loaded: name, path, and whether the path held adapter_model.safetensors then.</summary>
     public List<(string Name, string Path, bool HadWeights)> Loaded { get; } = [];
     public List<string> Unloaded { get; } = [];
+    /// <summary>Added to every generated token's log-probability: a server whose numbers differ from the trainer's.</summary>
+    public double LogprobShift { get; set; }
 
     /// <summary>The next requests fail as given, in order.</summary>
     public void FailNext(params Fault[] next)
@@ -278,7 +280,10 @@ public sealed class FakeOpenAiServer : IDisposable
             }
         }
         for (int t = 0; t < completion.TokenIds.Length; t++)
-            Add(completion.TokenIds[t], completion.LogProbs[t], new JsonObject { [tokenizer.Decode([completion.TokenIds[t]], skipSpecialTokens: false)] = completion.LogProbs[t] });
+        {
+            double lp = completion.LogProbs[t] + LogprobShift;
+            Add(completion.TokenIds[t], lp, new JsonObject { [tokenizer.Decode([completion.TokenIds[t]], skipSpecialTokens: false)] = lp });
+        }
         return new JsonObject { ["tokens"] = tokens, ["token_logprobs"] = logps, ["top_logprobs"] = tops, ["text_offset"] = offsets };
     }
 

@@ -22,10 +22,10 @@ public class RemoteRolloutTests
     static List<JsonObject> Metrics(string run) =>
         File.ReadAllLines(Path.Combine(run, "metrics.jsonl")).Select(l => JsonNode.Parse(l)!.AsObject()).Where(m => m.ContainsKey("reward")).ToList();
 
-    static string[] Grpo(string model, string data, string output) =>
+    static string[] Grpo(string model, string data, string output, int steps = 3) =>
     [
         "grpo", "--model", model, "--data", data, "--output", output, "--prompt-field", "question", "--reward", "format", "--format-pattern", "(?s).*[aeiou].*",
-        "--num-generations", "4", "--batch-size", "8", "--max-completion-length", "8", "--max-steps", "3", "--logging-steps", "1", "--learning-rate", "0.05",
+        "--num-generations", "4", "--batch-size", "8", "--max-completion-length", "8", "--max-steps", $"{steps}", "--logging-steps", "1", "--learning-rate", "0.05",
         "--log-completions-steps", "1",
         "--lora", "--lora-r", "4", "--lora-dropout", "0", "--seed", "3",
     ];
@@ -79,6 +79,50 @@ public class RemoteRolloutTests
         Assert.DoesNotContain(a, m => m.ContainsKey("sampling/importance_sampling_ratio/mean"));
         Assert.Contains("rollout-server: \"" + server.Url + "/v1\"", File.ReadAllText(Path.Combine(remote, "config.yaml")));
         Assert.True(File.Exists(Path.Combine(remote, PeftAdapter.WeightsFile)));
+    }
+
+    [Fact]
+    public void TheCorrectionWeightsTheLossOfGrpoRlooAndPpo()
+    {
+        var (root, model) = CliRunner.TinyModel("qwen2");
+        var data = Prompts(root);
+        using var server = new FakeOpenAiServer(model) { LogprobShift = -0.5 }; // each token's ratio exp(0.5)
+        string[] Run(string name, params string[] more)
+        {
+            var output = Path.Combine(root, name);
+            var (code, stdout, stderr) = CliRunner.Run([.. Grpo(model, data, output, steps: 1), "--rollout-server", server.Url, .. more]);
+            Assert.True(code == 0, stderr + stdout);
+            return [.. Metrics(output).Select(m => m.ToJsonString())];
+        }
+        JsonObject First(string[] metrics) => JsonNode.Parse(metrics[0])!.AsObject();
+        double Get(JsonObject m, string key) => m[key]!.GetValue<double>();
+        var off = First(Run("off", "--vllm-importance-sampling-correction", "false"));
+        Assert.False(off.ContainsKey("sampling/importance_sampling_ratio/mean"));
+        Assert.NotEqual(0, Get(off, "loss"));
+        Assert.True(Get(off, "grad_norm") > 0);
+        // token_truncate: every token's loss times exp(0.5) (under clip-max 3), the same completions.
+        var token = First(Run("token", "--vllm-importance-sampling-mode", "token_truncate"));
+        Assert.Equal(Math.Exp(0.5), Get(token, "sampling/importance_sampling_ratio/mean"), 3);
+        Assert.Equal(0.5, Get(token, "sampling/sampling_logp_difference/mean"), 3);
+        Assert.Equal(Math.Exp(0.5) * Get(off, "loss"), Get(token, "loss"), 4);
+        // sequence_mask: a completion of 3 tokens or more has ratio exp(1.5) or more, over clip-max 3: masked, no loss, no gradient.
+        var sequence = First(Run("sequence", "--vllm-importance-sampling-mode", "sequence_mask"));
+        Assert.True(Get(sequence, "completions/min_length") >= 3);
+        Assert.Equal(0, Get(sequence, "sampling/importance_sampling_ratio/max"));
+        Assert.Equal(0, Get(sequence, "grad_norm"));
+
+        // RLOO and PPO sample remotely too, with the correction logged.
+        foreach (var verb in new[] { "rloo", "ppo" })
+        {
+            var output = Path.Combine(root, verb);
+            var (code, stdout, stderr) = CliRunner.Run(verb, "--model", model, "--data", data, "--output", output, "--prompt-field", "question",
+                "--reward", "format", "--format-pattern", "(?s).*[aeiou].*", "--batch-size", "4", "--max-completion-length", "6", "--max-steps", "2",
+                "--logging-steps", "1", "--lora", "--lora-r", "4", "--rollout-server", server.Url, "--vllm-importance-sampling-clip-max", "100");
+            Assert.True(code == 0, stderr + stdout);
+            var metrics = File.ReadAllLines(Path.Combine(output, "metrics.jsonl")).Select(l => JsonNode.Parse(l)!.AsObject()).ToList();
+            Assert.All(metrics, m => Assert.True(m["sampling/importance_sampling_ratio/max"]!.GetValue<double>() > 1.6, verb));
+        }
+        Assert.Contains(server.Loaded, l => l.Name == "ppo-step-0"); // one rollout for --num-ppo-epochs (4) steps
     }
 
     [Fact]
