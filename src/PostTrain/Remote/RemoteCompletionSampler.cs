@@ -128,7 +128,17 @@ public sealed class RemoteCompletionSampler : ICompletionSampler, IDisposable
         Directory.CreateDirectory(temp);
         PeftAdapter.WriteInto(model, temp);
         Directory.Move(temp, dir);
-        client.Post("/v1/load_lora_adapter", new JsonObject { ["lora_name"] = name, ["lora_path"] = dir });
+        var load = new JsonObject { ["lora_name"] = name, ["lora_path"] = dir };
+        try
+        {
+            client.Post("/v1/load_lora_adapter", load);
+        }
+        catch (InputError e) when (published is null && e.Message.Contains("already", StringComparison.OrdinalIgnoreCase))
+        {
+            // A run resumed after a crash: the server still holds the adapter it last loaded under this name (vLLM: "has already been loaded").
+            client.Post("/v1/unload_lora_adapter", new JsonObject { ["lora_name"] = name });
+            client.Post("/v1/load_lora_adapter", load);
+        }
         var previous = published;
         published = (step, name, dir);
         if (previous is { } old) Retire(old.Name, old.Dir);

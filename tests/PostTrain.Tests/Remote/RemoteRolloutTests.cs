@@ -126,6 +126,24 @@ public class RemoteRolloutTests
     }
 
     [Fact]
+    public void AnAdapterLeftOnTheServerByACrashedRunIsReplaced()
+    {
+        var (root, model) = CliRunner.TinyModel("qwen2");
+        var data = Prompts(root);
+        using var server = new FakeOpenAiServer(model);
+        var output = Path.Combine(root, "first", "again");
+        var (code, stdout, stderr) = CliRunner.Run([.. Grpo(model, data, output, steps: 1), "--rollout-server", server.Url]);
+        Assert.True(code == 0, stderr + stdout);
+        // The server keeps "again-step-0" (here the first run's final adapter) as a killed run would have left it.
+        using (var client = new OpenAiClient(server.Url, null, 30))
+            client.Post("/v1/load_lora_adapter", new JsonObject { ["lora_name"] = "again-step-0", ["lora_path"] = output });
+        (code, stdout, stderr) = CliRunner.Run([.. Grpo(model, data, Path.Combine(root, "second", "again"), steps: 1), "--rollout-server", server.Url]);
+        Assert.True(code == 0, stderr + stdout);
+        Assert.Equal(["again-step-0", "again-step-0", "again-step-0", "again-step-0"], server.Loaded.Select(l => l.Name)); // run, crash, refused, reloaded
+        Assert.Equal(["again-step-0", "again-step-0", "again-step-0"], server.Unloaded);
+    }
+
+    [Fact]
     public void RolloutServerErrorsAreOneLineNamingTheUrl()
     {
         var (root, model) = CliRunner.TinyModel("qwen2");
