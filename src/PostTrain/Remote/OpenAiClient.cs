@@ -74,7 +74,7 @@ public sealed class OpenAiClient : IDisposable
     JsonObject Send(HttpMethod method, string path, string? json)
     {
         var url = BaseUrl + path;
-        string? last = null;
+        string last;
         for (int attempt = 0; ; attempt++)
         {
             if (attempt > 0) Thread.Sleep(retryDelays[attempt - 1]);
@@ -83,7 +83,7 @@ public sealed class OpenAiClient : IDisposable
             using var request = new HttpRequestMessage(method, url);
             if (json is not null) request.Content = new StringContent(json, Encoding.UTF8, "application/json");
             using var cancel = new CancellationTokenSource(TimeSpan.FromSeconds(timeoutSeconds));
-            HttpResponseMessage response;
+            HttpResponseMessage? response = null;
             string text;
             try
             {
@@ -93,10 +93,12 @@ public sealed class OpenAiClient : IDisposable
             }
             catch (OperationCanceledException) when (cancel.IsCancellationRequested)
             {
+                response?.Dispose();
                 throw new InputError($"{url}: no answer within {timeoutSeconds:0.###} s (--{timeoutOption})");
             }
             catch (HttpRequestException e)
             {
+                response?.Dispose();
                 last = Describe(e);
                 if (more) continue;
                 throw new InputError($"{url}: {last}{tries}", e);

@@ -19,7 +19,7 @@ namespace PostTrain.Tests.Remote;
 /// adapter into its model. Completions come from the real <see cref="GenerationEngine"/> on the
 /// model of a directory, batched as the trainer batches a rollout, so they equal local sampling.
 /// It can be told to fail the next requests (a status with an OpenAI error, an answer that is not
-/// JSON); a server that is down is a port nothing listens on (<see cref="FreePort"/>). Requests are answered one at a time.
+/// JSON, a slow answer); a server that is down is a port nothing listens on (<see cref="FreePort"/>). Requests are answered one at a time.
 /// </summary>
 public sealed class FakeOpenAiServer : IDisposable
 {
@@ -27,6 +27,8 @@ public sealed class FakeOpenAiServer : IDisposable
     public abstract record Fault;
     public sealed record Status(int Code, string Message) : Fault;
     public sealed record Garbage(string Body) : Fault;
+    /// <summary>Answers normally after a pause.</summary>
+    public sealed record Slow(int Milliseconds) : Fault;
 
     readonly HttpListener listener = new();
     readonly CausalLM model;
@@ -128,6 +130,7 @@ public sealed class FakeOpenAiServer : IDisposable
         {
             case Status s: Reply(context.Response, s.Code, Error(s.Message)); return;
             case Garbage g: Reply(context.Response, 200, g.Body); return;
+            case Slow slow: Thread.Sleep(slow.Milliseconds); break;
         }
         if (ApiKey is not null && context.Request.Headers["Authorization"] != $"Bearer {ApiKey}")
         {

@@ -193,6 +193,13 @@ public class RemoteRolloutTests
         e = Assert.Throws<InputError>(() => client.Get("/v1/models"));
         Assert.Equal($"{server.Url}/v1/models: the answer is not a JSON object: <html>gateway</html>", e.Message);
 
+        server.FailNext(new FakeOpenAiServer.Slow(1500));
+        using (var impatient = new OpenAiClient(server.Url, null, 0.3, quick, "rollout-timeout"))
+        {
+            e = Assert.Throws<InputError>(() => impatient.Get("/v1/models"));
+            Assert.Equal($"{server.Url}/v1/models: no answer within 0.3 s (--rollout-timeout)", e.Message);
+        }
+
         using var unauthorised = new FakeOpenAiServer(model, apiKey: "k");
         using var keyless = new OpenAiClient(unauthorised.Url, null, 30, quick);
         e = Assert.Throws<InputError>(() => keyless.FirstModel());
