@@ -64,11 +64,16 @@ public sealed class OpenAiClient : IDisposable
     public JsonObject Get(string path) => Send(HttpMethod.Get, path, null);
 
     /// <summary>The first model id of GET /v1/models (vLLM's served model name; OpenAI's list order).</summary>
-    public string FirstModel()
+    public string FirstModel() => Models()[0];
+
+    /// <summary>The model ids of GET /v1/models, in order (at least one).</summary>
+    public IReadOnlyList<string> Models()
     {
         var answer = Get("/v1/models");
-        if (answer["data"] is JsonArray { Count: > 0 } data && data[0]?["id"] is JsonValue id && id.TryGetValue<string>(out var name)) return name;
-        throw new InputError($"{BaseUrl}/v1/models: no model listed (expected {{\"data\": [{{\"id\": ...}}]}})");
+        var ids = (answer["data"] as JsonArray ?? []).Select(m => m?["id"] is JsonValue id && id.TryGetValue<string>(out var name) ? name : null)
+            .OfType<string>().ToList();
+        if (ids.Count == 0) throw new InputError($"{BaseUrl}/v1/models: no model listed (expected {{\"data\": [{{\"id\": ...}}]}})");
+        return ids;
     }
 
     JsonObject Send(HttpMethod method, string path, string? json)

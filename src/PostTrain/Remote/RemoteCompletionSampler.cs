@@ -24,10 +24,11 @@ public sealed class RemoteCompletionSampler : ICompletionSampler, IDisposable
     readonly string? adapterDir;
     readonly string adapterPrefix;
     string? baseModel;
+    bool checkedModel;
     (int Step, string Name, string Dir)? published;
 
     /// <param name="client">The server.</param>
-    /// <param name="model">The model to ask for (null: the first of GET /v1/models).</param>
+    /// <param name="model">The server's base model, checked against GET /v1/models before the first rollout and asked for when no adapter is published (null: the first listed).</param>
     /// <param name="adapterDir">Where adapters are written for the server to load (null: the policy is not published; the server's model is used as it is).</param>
     /// <param name="adapterPrefix">NAME in the adapters' names NAME-step-N.</param>
     public RemoteCompletionSampler(OpenAiClient client, string? model, string? adapterDir, string adapterPrefix)
@@ -62,7 +63,16 @@ public sealed class RemoteCompletionSampler : ICompletionSampler, IDisposable
 
     public Completion[][] Generate(CausalLM model, IReadOnlyList<int[]> prompts, SamplingOptions sampling, int policyStep)
     {
-        var name = Publish(model, policyStep) ?? (baseModel ??= client.FirstModel());
+        if (!checkedModel)
+        {
+            // The base the adapters are made for must be there (a server started with another model, or none yet, fails here, before any adapter).
+            var served = client.Models();
+            if (baseModel is not null && !served.Contains(baseModel))
+                throw new InputError($"--rollout-model: '{baseModel}' is not served by {client.BaseUrl} (GET /v1/models lists {string.Join(", ", served)})");
+            baseModel ??= served[0];
+            checkedModel = true;
+        }
+        var name = Publish(model, policyStep) ?? baseModel;
         var body = new JsonObject
         {
             ["model"] = name,

@@ -35,7 +35,7 @@ public abstract record OnlineOptions : TrainingOptions
     /// <summary>An OpenAI-compatible server (vLLM, `posttrain serve`) that samples the rollouts; null: the policy samples them.</summary>
     public string? RolloutServer { get; init; }
     public string? RolloutApiKey { get; init; }
-    /// <summary>The model the server is asked for when no adapter is published (null: the first of GET /v1/models).</summary>
+    /// <summary>The base model the server must serve (checked against GET /v1/models; null: the first listed); requests name the published adapter.</summary>
     public string? RolloutModel { get; init; }
     /// <summary>Where adapters are written for the server to load (null: OUTPUT/rollout_adapters).</summary>
     public string? RolloutAdapterDir { get; init; }
@@ -96,7 +96,7 @@ public abstract record OnlineOptions : TrainingOptions
         S("skip-invalid", "Drop invalid records (and say how many) instead of failing", typeof(bool), o => o.SkipInvalid, (o, v) => o with { SkipInvalid = (bool)v! }),
         S("rollout-server", "Sample rollouts on this OpenAI-compatible server (vLLM, posttrain serve), e.g. http://127.0.0.1:8000; needs --lora, whose adapter is published to it", typeof(string), o => o.RolloutServer, (o, v) => o with { RolloutServer = (string?)v }),
         S("rollout-api-key", "Bearer token for --rollout-server", typeof(string), o => o.RolloutApiKey, (o, v) => o with { RolloutApiKey = (string?)v }),
-        S("rollout-model", "Model name on --rollout-server when no adapter is published (default: the first of /v1/models)", typeof(string), o => o.RolloutModel, (o, v) => o with { RolloutModel = (string?)v }),
+        S("rollout-model", "The base model --rollout-server must serve, checked before the first rollout (default: the first of /v1/models); requests name the published adapter", typeof(string), o => o.RolloutModel, (o, v) => o with { RolloutModel = (string?)v }),
         S("rollout-adapter-dir", "Where the adapter is written (step-N) for --rollout-server to load; a path the server can read (default: OUTPUT/rollout_adapters)", typeof(string), o => o.RolloutAdapterDir, (o, v) => o with { RolloutAdapterDir = (string?)v }),
         S("rollout-timeout", "Seconds one request to --rollout-server may take", typeof(double), o => o.RolloutTimeout, (o, v) => o with { RolloutTimeout = (double)v! }),
         S("vllm-importance-sampling-correction", "With --rollout-server, weight the loss by exp(trainer - server log-probability), as TRL with vLLM", typeof(bool), o => o.VllmImportanceSamplingCorrection, (o, v) => o with { VllmImportanceSamplingCorrection = (bool)v! }),

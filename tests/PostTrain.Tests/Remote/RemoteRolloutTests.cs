@@ -152,7 +152,16 @@ public class RemoteRolloutTests
         var down = $"http://127.0.0.1:{FakeOpenAiServer.FreePort()}";
         var (code, stdout, stderr) = CliRunner.Run([.. Grpo(model, data, Path.Combine(root, "down")), "--rollout-server", down]);
         Assert.True(code == 2, stderr + stdout);
-        Assert.Equal($"error: {down}/v1/load_lora_adapter: connection refused (is the server running?) (4 tries)", stderr.Trim());
+        Assert.Equal($"error: {down}/v1/models: connection refused (is the server running?) (4 tries)", stderr.Trim());
+
+        // A server that serves another base model.
+        using (var server = new FakeOpenAiServer(model))
+        {
+            (code, _, stderr) = CliRunner.Run([.. Grpo(model, data, Path.Combine(root, "other")), "--rollout-server", server.Url, "--rollout-model", "Qwen/Qwen3-8B"]);
+            Assert.Equal(2, code);
+            Assert.Equal($"error: --rollout-model: 'Qwen/Qwen3-8B' is not served by {server.Url} (GET /v1/models lists tiny)", stderr.Trim());
+            Assert.Empty(server.Loaded);
+        }
 
         // Full fine-tuning has no way to send the weights to the server.
         (code, _, stderr) = CliRunner.Run("grpo", "--model", model, "--data", data, "--output", Path.Combine(root, "full"), "--prompt-field", "question",
