@@ -15,7 +15,7 @@ public static class EvalCommand
 {
     public static Command Create()
     {
-        var model = new ModelArgs("Model directory (Hugging Face layout with its tokenizer); optional with --responses");
+        var model = new ModelArgs("Model directory (Hugging Face layout with its tokenizer); optional with --responses; with --endpoint only its tokenizer and chat template are read");
         model.Model.Required = false;
         var tasks = new Option<string>("--tasks") { Description = $"Comma-separated built-in task names ({string.Join(", ", TaskYaml.BuiltInNames)}) or lm-eval task YAML files", Required = true };
         var data = new Option<string[]>("--data") { Description = "The task's data (overrides dataset_path): a file (the evaluation split) or a directory of splits; with several tasks, TASK=PATH", AllowMultipleArgumentsPerToken = false };
@@ -27,11 +27,15 @@ public static class EvalCommand
         var system = new Option<string?>("--system-instruction") { Description = "A system instruction placed before the task's description" };
         var batchSize = new Option<int>("--batch-size") { Description = "Sequences per forward pass / decoded together", DefaultValueFactory = _ => 16 };
         var seed = new Option<long>("--seed") { Description = "Few-shot sampling seed (lm-eval's fewshot seed) and sampling seed", DefaultValueFactory = _ => 1234 };
+        var endpoint = new Option<string?>("--endpoint") { Description = "Evaluate the model an OpenAI-compatible server serves (vLLM, posttrain serve), e.g. http://127.0.0.1:8000, as lm-eval's local-completions" };
+        var endpointModel = new Option<string?>("--endpoint-model") { Description = "The model name on --endpoint (default: the first of /v1/models)" };
+        var endpointKey = new Option<string?>("--endpoint-api-key") { Description = "Bearer token for --endpoint" };
+        var endpointTimeout = new Option<double>("--endpoint-timeout") { Description = "Seconds one request to --endpoint may take", DefaultValueFactory = _ => 600 };
         var responses = new Option<string?>("--responses") { Description = "Score responses generated elsewhere ({\"doc_id\", \"resps\"} JSONL) without running a model: filters and metrics only (one task)" };
 
         var command = new Command("eval", "Evaluate a model on lm-evaluation-harness tasks (log-likelihood multiple choice, generate-until with filters)")
         {
-            tasks, data, output, limit, numFewshot, chat, multiturn, system, batchSize, seed, responses,
+            tasks, data, output, limit, numFewshot, chat, multiturn, system, batchSize, seed, responses, endpoint, endpointModel, endpointKey, endpointTimeout,
         };
         model.AddTo(command);
         command.SetAction(result => Verbs.Guard(result, stdout =>
@@ -68,17 +72,46 @@ public static class EvalCommand
             }
             if (dataByTask.Count > 0) throw new InputError($"--data: {dataByTask.Keys.First()} is not one of the tasks ({string.Join(", ", evalTasks.Select(t => t.Name))})");
 
+            var endpointUrl = result.GetValue(endpoint);
+            if (endpointUrl is not null && responsesPath is not null) throw new InputError("--endpoint: not with --responses (which scores responses without a model)");
+            if (endpointUrl is null && (result.GetValue(endpointModel) ?? result.GetValue(endpointKey)) is not null)
+                throw new InputError("--endpoint-model, --endpoint-api-key: need --endpoint");
             var modelDirGiven = result.GetValue(model.Model);
             string? modelDir = null, adapterDir = null;
             if (modelDirGiven is not null) (modelDir, adapterDir) = model.Read(result);
-            else if (responsesPath is null) throw new InputError("--model: required (or --responses FILE to score responses without a model)");
+            else if (responsesPath is null && endpointUrl is null) throw new InputError("--model: required (or --endpoint URL, or --responses FILE to score responses without a model)");
+            if (endpointUrl is not null && adapterDir is not null) throw new InputError("--adapter: with --endpoint the server holds the model (load the adapter there)");
             var dtype = model.ReadDtype(result);
             var outputDir = result.GetValue(output);
             int batch = result.GetValue(batchSize);
             if (batch <= 0) throw new InputError("--batch-size: must be positive");
 
             var results = new List<TaskResult>();
-            if (responsesPath is not null)
+            string? servedModel = null;
+            void EvaluateAll(IEvalModel evalModel)
+            {
+                foreach (var task in evalTasks)
+                {
+                    var clock = System.Diagnostics.Stopwatch.StartNew();
+                    var r = Evaluator.Evaluate(task, evalModel, prompt);
+                    stdout.WriteLine($"{task.Name}: {task.Docs.Count} documents in {clock.Elapsed.TotalSeconds:F1} s"
+                        + (r.Truncated > 0 ? $"; {r.Truncated} requests longer than the model's context were cut from the left" : ""));
+                    results.Add(r);
+                }
+            }
+            if (endpointUrl is not null)
+            {
+                double timeout = result.GetValue(endpointTimeout);
+                if (!(timeout > 0 && double.IsFinite(timeout))) throw new InputError("--endpoint-timeout: must be a positive number of seconds");
+                using var client = new Remote.OpenAiClient(Remote.OpenAiClient.Normalize(endpointUrl, "--endpoint"), result.GetValue(endpointKey), timeout,
+                    timeoutOption: "endpoint-timeout");
+                servedModel = result.GetValue(endpointModel) ?? client.FirstModel();
+                EvalTokenizer? encoder = modelDir is null ? null : new EvalTokenizer(GenerateCommand.Tokenizer(modelDir, "evaluation"));
+                ChatTemplate? template = null;
+                Func<ChatTemplate>? templateOf = modelDir is null ? null : () => template ??= ChatTemplate.FromModelDirectory(modelDir);
+                EvaluateAll(new EndpointEvalModel(client, servedModel, encoder, templateOf, variables, batch, result.GetValue(seed)));
+            }
+            else if (responsesPath is not null)
             {
                 Func<JsonArray, string>? chatTemplate = null;
                 if (modelDir is not null && applyChat)
@@ -93,15 +126,7 @@ public static class EvalCommand
                 var tokenizer = GenerateCommand.Tokenizer(modelDir!, "evaluation");
                 ChatTemplate? template = null;
                 using var lm = ModelArgs.Load(modelDir!, adapterDir, dtype);
-                var evalModel = new LocalEvalModel(lm, tokenizer, () => template ??= ChatTemplate.FromModelDirectory(modelDir!), batch, result.GetValue(seed), variables);
-                foreach (var task in evalTasks)
-                {
-                    var clock = System.Diagnostics.Stopwatch.StartNew();
-                    var r = Evaluator.Evaluate(task, evalModel, prompt);
-                    stdout.WriteLine($"{task.Name}: {task.Docs.Count} documents in {clock.Elapsed.TotalSeconds:F1} s"
-                        + (r.Truncated > 0 ? $"; {r.Truncated} requests longer than the model's context were cut from the left" : ""));
-                    results.Add(r);
-                }
+                EvaluateAll(new LocalEvalModel(lm, tokenizer, () => template ??= ChatTemplate.FromModelDirectory(modelDir!), batch, result.GetValue(seed), variables));
             }
 
             var config = new JsonObject
@@ -121,6 +146,11 @@ public static class EvalCommand
                 ["seed"] = prompt.FewshotSeed,
                 ["responses"] = responsesPath,
             };
+            if (endpointUrl is not null)
+            {
+                config["endpoint"] = Remote.OpenAiClient.Normalize(endpointUrl, "--endpoint");
+                config["endpoint_model"] = servedModel;
+            }
             if (outputDir is not null) Evaluator.Write(outputDir, results, config);
             stdout.Write(Evaluator.Table(results));
             if (outputDir is not null) stdout.WriteLine($"Wrote {Path.Combine(outputDir, "results.json")} and the samples_TASK.jsonl files");

@@ -42,8 +42,7 @@ public sealed class LocalEvalModel : IEvalModel
     readonly Func<ChatTemplate>? template;
     readonly int batchSize;
     readonly long seed;
-    readonly string? bosText;
-    readonly int prefixTokenId;
+    readonly EvalTokenizer encoder;
 
     readonly IReadOnlyDictionary<string, object?>? templateVariables;
 
@@ -58,55 +57,29 @@ public sealed class LocalEvalModel : IEvalModel
         this.template = template;
         this.batchSize = batchSize;
         this.seed = seed;
-        bosText = tokenizer.BosToken;
-        prefixTokenId = tokenizer.BosTokenId ?? tokenizer.EosTokenId ?? model.Config.EosTokenIds.FirstOrDefault();
+        encoder = new EvalTokenizer(tokenizer, model.Config.EosTokenIds.FirstOrDefault());
     }
 
     public int Truncated { get; private set; }
 
-    public string ApplyChatTemplate(JsonArray messages)
+    public string ApplyChatTemplate(JsonArray messages) => RenderChat(template, templateVariables, messages);
+
+    /// <summary>A conversation as a prompt with the model's chat template and its generation prompt (lm-eval's apply_chat_template).</summary>
+    public static string RenderChat(Func<ChatTemplate>? template, IReadOnlyDictionary<string, object?>? variables, JsonArray messages)
     {
         if (template is null) throw new InputError("--apply-chat-template: the model has no chat template");
-        return ChatPrompt.Render(template(), messages, null, templateVariables, addGenerationPrompt: true, "--apply-chat-template");
+        return ChatPrompt.Render(template(), messages, null, variables, addGenerationPrompt: true, "--apply-chat-template");
     }
 
-    int[] Encode(string text) => tokenizer.Encode(text, addSpecialTokens: bosText is null || !text.StartsWith(bosText, StringComparison.Ordinal));
-
-    /// <summary>lm-eval's _encode_pair (and its empty-context rule).</summary>
-    public (int[] Context, int[] Continuation) EncodePair(string context, string continuation)
-    {
-        if (context.Length == 0)
-        {
-            var cont = tokenizer.Encode(continuation, addSpecialTokens: false);
-            if (cont.Length > 0 && cont[0] == prefixTokenId) return (cont[..1], cont[1..]);
-            return ([prefixTokenId], cont);
-        }
-        int trimmed = context.TrimEnd().Length;
-        if (trimmed < context.Length)
-        {
-            continuation = context[trimmed..] + continuation;
-            context = context[..trimmed];
-        }
-        var whole = Encode(context + continuation);
-        var ctx = Encode(context);
-        return (ctx, whole[Math.Min(ctx.Length, whole.Length)..]);
-    }
+    /// <inheritdoc cref="EvalTokenizer.EncodePair"/>
+    public (int[] Context, int[] Continuation) EncodePair(string context, string continuation) => encoder.EncodePair(context, continuation);
 
     public LoglikelihoodResult[] Loglikelihood(IReadOnlyList<LoglikelihoodRequest> requests)
     {
-        var pairs = new List<(int[], int[])>(requests.Count);
-        foreach (var r in requests)
-        {
-            var (ctx, cont) = EncodePair(r.Context, r.Continuation);
-            if (cont.Length == 0) throw new InputError($"the continuation {Quote(r.Continuation)} has no tokens after its context");
-            pairs.Add((ctx, cont));
-        }
-        var results = LoglikelihoodScorer.Score(model, pairs, batchSize, out int truncated);
+        var results = LoglikelihoodScorer.Score(model, requests.Select(r => encoder.ScoredPair(r)).ToList(), batchSize, out int truncated);
         Truncated += truncated;
         return results;
     }
-
-    static string Quote(string s) => System.Text.Json.JsonSerializer.Serialize(s.Length > 60 ? s[..60] + "..." : s);
 
     public string[][] GenerateUntil(IReadOnlyList<GenerateRequest> requests, int repeats)
     {
@@ -127,13 +100,13 @@ public sealed class LocalEvalModel : IEvalModel
             var prompts = new List<int[]>();
             foreach (var i in indices)
             {
-                var ids = Encode(requests[i].Context);
+                var ids = encoder.Encode(requests[i].Context);
                 if (ids.Length > maxCtx)
                 {
                     ids = ids[^maxCtx..];
                     Truncated++;
                 }
-                if (ids.Length == 0) ids = [prefixTokenId];
+                if (ids.Length == 0) ids = [encoder.PrefixTokenId];
                 prompts.Add(ids);
             }
             var options = new SamplingOptions

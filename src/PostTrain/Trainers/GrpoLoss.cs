@@ -116,12 +116,16 @@ public static class GrpoLoss
     /// ratio = exp(logp - old); loss = -min(ratio A, clip(ratio, 1 - epsLow, 1 + epsHigh) A)
     /// + beta * (exp(ref - logp) - (ref - logp) - 1). A token is clipped low when ratio &lt;
     /// 1 - epsLow with A &lt; 0, high when ratio &gt; 1 + epsHigh with A &gt; 0 (TRL's clip_ratio).
+    /// With <paramref name="importanceWeights"/> (remote rollouts' correction) the surrogate is
+    /// multiplied by them before the KL term is added, as TRL does.
     /// </summary>
-    public static TokenTerms TokenLoss(Tensor logps, Tensor oldLogps, Tensor? refLogps, Tensor advantages, double epsLow, double epsHigh, double beta)
+    public static TokenTerms TokenLoss(Tensor logps, Tensor oldLogps, Tensor? refLogps, Tensor advantages, double epsLow, double epsHigh, double beta,
+        Tensor? importanceWeights = null)
     {
         var ratio = (logps - oldLogps).exp();
         var clipped = ratio.clamp(1 - epsLow, 1 + epsHigh);
         var loss = -minimum(ratio * advantages, clipped * advantages);
+        if (importanceWeights is not null) loss = loss * importanceWeights;
         Tensor? kl = null;
         if (beta != 0 && refLogps is not null)
         {

@@ -34,13 +34,14 @@ public sealed class GrpoMethod : TrainingMethod<PromptUnit>
     /// <param name="decode">Token ids to text (the tokenizer's decode, special tokens skipped) for the rewards.</param>
     /// <param name="eosTokenIds">End-of-sequence ids: a completion ends at one (else it is truncated).</param>
     /// <param name="completionsLog">OUTPUT/completions.jsonl, or null not to log.</param>
+    /// <param name="completions">Where completions come from (null: the policy samples them; a remote server with --rollout-server).</param>
     public GrpoMethod(GrpoOptions options, RewardSet rewards, ReferenceModel? reference, Func<IReadOnlyList<int>, string>? decode,
-        IReadOnlyList<int> eosTokenIds, string? completionsLog)
+        IReadOnlyList<int> eosTokenIds, string? completionsLog, ICompletionSampler? completions = null)
     {
         this.options = options;
         this.rewards = rewards;
         var kept = options.EffectiveBeta > 0 ? reference ?? throw new ArgumentException("beta > 0 needs a reference model") : null;
-        sampler = new Rollouts(rewards, decode, eosTokenIds, kept);
+        sampler = new Rollouts(rewards, decode, eosTokenIds, kept, completions);
         this.completionsLog = completionsLog;
     }
 
@@ -95,11 +96,13 @@ public sealed class GrpoMethod : TrainingMethod<PromptUnit>
             // Sampling-time log-probabilities: the ratio's denominator after the first iteration, and RLOO's KL.
             SamplingLogProbs = options.NumIterations > 1 || (Rloo && beta > 0),
             ReferenceLogProbs = beta > 0,
+            PolicyStep = step, ImportanceSampling = options.ImportanceSampling,
         }, Log, $"step {step + 1}");
         var (advantages, groupStd, extra) = Rloo ? RlooAdvantages(rollout) : GrpoAdvantages(rollout);
         var metrics = GrpoLoss.RolloutMetrics(rewards.Names, rollout.Rewards, groupStd,
             rollout.CompletionIds.Select(c => c.Count).ToList(), rollout.Truncated);
         foreach (var (k, v) in extra) metrics[k] = v;
+        foreach (var (k, v) in rollout.SamplerMetrics) metrics[k] = v;
         current = new Prepared(dataStep, rollout, advantages, metrics);
         if (completionsLog is not null && options.LogCompletionsSteps > 0 && step % options.LogCompletionsSteps == 0)
             rollout.AppendCompletions(completionsLog, step, rewards.Names, advantages);
@@ -182,7 +185,8 @@ public sealed class GrpoMethod : TrainingMethod<PromptUnit>
         var old = r.SamplingLogps is null ? logps.detach() : tensor(r.TokenValues(r.SamplingLogps, part));
         var refLogps = r.ReferenceLogps is null ? null : tensor(r.TokenValues(r.ReferenceLogps, part));
         var advantages = tensor(sequenceAdvantages)[sequenceOfToken];
-        var terms = GrpoLoss.TokenLoss(logps, old, refLogps, advantages, options.Epsilon, options.EffectiveEpsilonHigh, options.EffectiveBeta);
+        var weights = r.ImportanceWeights is null ? null : tensor(r.TokenValues(r.ImportanceWeights, part));
+        var terms = GrpoLoss.TokenLoss(logps, old, refLogps, advantages, options.Epsilon, options.EffectiveEpsilonHigh, options.EffectiveBeta, weights);
         loss = GrpoLoss.LossSum(terms.Loss, sequenceOfToken, part.Completions, options.EffectiveLossType);
         using (no_grad())
         {
@@ -215,7 +219,10 @@ public sealed class GrpoMethod : TrainingMethod<PromptUnit>
         var old = r.SamplingLogps is null ? sequenceLogps.detach()
             : RlooLoss.SequenceSums(tensor(r.TokenValues(r.SamplingLogps, part)), sequenceOfToken, part.Completions);
         var terms = RlooLoss.SequenceLoss(sequenceLogps, old, tensor(sequenceAdvantages), options.Epsilon, options.EffectiveEpsilonHigh);
-        loss = terms.Loss.sum();
+        // Remote rollouts' correction: one weight per completion (sequence modes; 1 for a completion without tokens in the loss).
+        loss = r.ImportanceWeights is { } w
+            ? (terms.Loss * tensor(Rollout.Completions(part).Select(i => w[i] is { Length: > 0 } t ? t[0] : 1f).ToArray())).sum()
+            : terms.Loss.sum();
         var metrics = RlooLoss.ClipMetrics(terms);
         metrics["entropy"] = entropy.Length == 0 ? 0 : entropy.Average(e => (double)e);
         return metrics;

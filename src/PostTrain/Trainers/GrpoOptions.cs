@@ -73,6 +73,8 @@ public sealed record GrpoOptions : OnlineOptions
         Require(!rloo || LossType is null, "loss-type", "applies to grpo only: RLOO's loss is TRL's RLOOTrainer's, one clipped importance ratio per completion, averaged over the completions");
         Require(!rloo || ScaleRewards is null, "scale-rewards", "applies to grpo only: RLOO's advantages are leave-one-out (--normalize-advantages scales them over the step)");
         Require(rloo || !NormalizeAdvantages, "normalize-advantages", "applies to rloo only (TRL's RLOOConfig); grpo scales advantages with --scale-rewards");
+        Require(!rloo || ImportanceSampling is not { SequenceLevel: false }, "vllm-importance-sampling-mode",
+            "rloo's loss has one importance ratio per completion: use sequence_mask or sequence_truncate");
         Require(NumIterations >= 1, "num-iterations", "must be at least 1");
         Require(Epsilon is > 0 and < 1, "epsilon", "must be in (0, 1)");
         Require(EffectiveEpsilonHigh > 0, "epsilon-high", "must be positive");

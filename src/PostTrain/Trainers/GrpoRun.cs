@@ -25,7 +25,8 @@ public static class GrpoRun
         using var model = PolicyModel.Load(options);
         using var reference = options.EffectiveBeta > 0 ? PolicyModel.Reference(options, model, options.RefModel) : null;
         RunDirectory.Prepare(options.Output!, resumeFrom, GrpoOptions.Settings.ToYaml(options), log);
-        var method = new GrpoMethod(options, data.Rewards, reference, data.Decode, data.EosTokenIds, Path.Combine(options.Output!, "completions.jsonl"));
+        using var remote = Remote.RemoteCompletionSampler.For(options);
+        var method = new GrpoMethod(options, data.Rewards, reference, data.Decode, data.EosTokenIds, Path.Combine(options.Output!, "completions.jsonl"), remote);
         // The loop batches prompts (UnitsPerMicroBatch): --batch-size counts completions, G per prompt.
         var trainer = new Trainer<PromptUnit>(model, method, data.Train, null, options, options.Output!, options.Model);
         if (data.Eval is { } evalUnits) trainer.Evaluations.Add(m => method.EvaluatePrompts(m, evalUnits));

@@ -32,6 +32,23 @@ public abstract record OnlineOptions : TrainingOptions
     /// <summary>Completions per --eval-data prompt.</summary>
     public int EvalNumGenerations { get; init; } = 1;
     public bool SkipInvalid { get; init; }
+    /// <summary>An OpenAI-compatible server (vLLM, `posttrain serve`) that samples the rollouts; null: the policy samples them.</summary>
+    public string? RolloutServer { get; init; }
+    public string? RolloutApiKey { get; init; }
+    /// <summary>The base model the server must serve (checked against GET /v1/models; null: the first listed); requests name the published adapter.</summary>
+    public string? RolloutModel { get; init; }
+    /// <summary>Where adapters are written for the server to load (null: OUTPUT/rollout_adapters).</summary>
+    public string? RolloutAdapterDir { get; init; }
+    public double RolloutTimeout { get; init; } = 600;
+    /// <summary>TRL's vllm_importance_sampling_correction: weight the loss by exp(trainer − server log-probability) (remote rollouts only).</summary>
+    public bool VllmImportanceSamplingCorrection { get; init; } = true;
+    public ImportanceSamplingMode VllmImportanceSamplingMode { get; init; } = ImportanceSamplingMode.SequenceMask;
+    public double VllmImportanceSamplingClipMax { get; init; } = 3.0;
+    public double? VllmImportanceSamplingClipMin { get; init; }
+
+    /// <summary>The correction remote rollouts apply, or null (local rollouts, or the correction off).</summary>
+    public ImportanceSampling? ImportanceSampling => RolloutServer is not null && VllmImportanceSamplingCorrection
+        ? new ImportanceSampling(VllmImportanceSamplingMode, VllmImportanceSamplingClipMin, VllmImportanceSamplingClipMax) : null;
 
     public override void Validate()
     {
@@ -47,6 +64,12 @@ public abstract record OnlineOptions : TrainingOptions
         Require(LogCompletionsSteps >= 0, "log-completions-steps", "must not be negative");
         Require(EvalTemperature >= 0 && double.IsFinite(EvalTemperature), "eval-temperature", "must not be negative (0: greedy)");
         Require(EvalNumGenerations >= 1, "eval-num-generations", "must be at least 1");
+        Require(RolloutServer is null || UsesLora, "rollout-server",
+            "full fine-tuning needs a weight-sync channel to the server, which PostTrain does not have; use --lora (adapters are published with /v1/load_lora_adapter)");
+        Require(RolloutTimeout > 0 && double.IsFinite(RolloutTimeout), "rollout-timeout", "must be a positive number of seconds");
+        Require(VllmImportanceSamplingClipMax > 0, "vllm-importance-sampling-clip-max", "must be positive");
+        Require(VllmImportanceSamplingClipMin is null || VllmImportanceSamplingClipMin < VllmImportanceSamplingClipMax, "vllm-importance-sampling-clip-min",
+            $"must be below --vllm-importance-sampling-clip-max ({VllmImportanceSamplingClipMax})");
         Require(EvalNumGenerations == 1 || EvalTemperature > 0, "eval-num-generations", "greedy evaluation (--eval-temperature 0) gives one completion per prompt; sample to get more");
     }
 
@@ -71,8 +94,20 @@ public abstract record OnlineOptions : TrainingOptions
         S("eval-temperature", "Sampling temperature for the --eval-data prompts (0: greedy)", typeof(double), o => o.EvalTemperature, (o, v) => o with { EvalTemperature = (double)v! }),
         S("eval-num-generations", "Completions per --eval-data prompt", typeof(int), o => o.EvalNumGenerations, (o, v) => o with { EvalNumGenerations = (int)v! }),
         S("skip-invalid", "Drop invalid records (and say how many) instead of failing", typeof(bool), o => o.SkipInvalid, (o, v) => o with { SkipInvalid = (bool)v! }),
+        S("rollout-server", "Sample rollouts on this OpenAI-compatible server (vLLM, posttrain serve), e.g. http://127.0.0.1:8000; needs --lora, whose adapter is published to it", typeof(string), o => o.RolloutServer, (o, v) => o with { RolloutServer = (string?)v }),
+        S("rollout-api-key", "Bearer token for --rollout-server", typeof(string), o => o.RolloutApiKey, (o, v) => o with { RolloutApiKey = (string?)v }),
+        S("rollout-model", "The base model --rollout-server must serve, checked before the first rollout (default: the first of /v1/models); requests name the published adapter", typeof(string), o => o.RolloutModel, (o, v) => o with { RolloutModel = (string?)v }),
+        S("rollout-adapter-dir", "Where the adapter is written (step-N) for --rollout-server to load; a path the server can read (default: OUTPUT/rollout_adapters)", typeof(string), o => o.RolloutAdapterDir, (o, v) => o with { RolloutAdapterDir = (string?)v }),
+        S("rollout-timeout", "Seconds one request to --rollout-server may take", typeof(double), o => o.RolloutTimeout, (o, v) => o with { RolloutTimeout = (double)v! }),
+        S("vllm-importance-sampling-correction", "With --rollout-server, weight the loss by exp(trainer - server log-probability), as TRL with vLLM", typeof(bool), o => o.VllmImportanceSamplingCorrection, (o, v) => o with { VllmImportanceSamplingCorrection = (bool)v! }),
+        S("vllm-importance-sampling-mode", "Per token or per completion; clamp (truncate) or zero (mask) ratios outside the bounds", typeof(ImportanceSamplingMode), o => o.VllmImportanceSamplingMode, (o, v) => o with { VllmImportanceSamplingMode = (ImportanceSamplingMode)v! },
+            ["token_truncate", "token_mask", "sequence_truncate", "sequence_mask"]),
+        S("vllm-importance-sampling-clip-max", "Upper bound of the importance-sampling ratio", typeof(double), o => o.VllmImportanceSamplingClipMax, (o, v) => o with { VllmImportanceSamplingClipMax = (double)v! }),
+        S("vllm-importance-sampling-clip-min", "Lower bound of the importance-sampling ratio (default: none)", typeof(double?), o => o.VllmImportanceSamplingClipMin, (o, v) => o with { VllmImportanceSamplingClipMin = (double?)v }),
+        S("vllm-importance-sampling-cap", "Deprecated alias of --vllm-importance-sampling-clip-max (TRL's old name)", typeof(double?), _ => null, (o, v) => v is double cap ? o with { VllmImportanceSamplingClipMax = cap } : o),
     ];
 
-    static Setting<OnlineOptions> S(string name, string description, Type type, Func<OnlineOptions, object?> get, Func<OnlineOptions, object?, OnlineOptions> set) =>
-        LoopSettings.S(name, description, type, get, set);
+    static Setting<OnlineOptions> S(string name, string description, Type type, Func<OnlineOptions, object?> get, Func<OnlineOptions, object?, OnlineOptions> set,
+        string[]? choices = null) =>
+        LoopSettings.S(name, description, type, get, set, choices);
 }

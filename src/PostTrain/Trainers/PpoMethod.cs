@@ -49,6 +49,8 @@ public sealed class PpoMethod : TrainingMethod<PromptUnit>
         public required int DataStep;
         public required Rollout Rollout;
         public required float[][] OldLogps, OldValues, Advantages, Returns;
+        /// <summary>Remote rollouts' importance-sampling weights per token (null: no correction).</summary>
+        public float[][]? ImportanceWeights;
         public required bool[] InLoss;
         public required Dictionary<string, double> Metrics;
         public required double ValueSeconds;
@@ -99,6 +101,7 @@ public sealed class PpoMethod : TrainingMethod<PromptUnit>
             Generations = 1, MaxCompletionLength = options.MaxCompletionLength, Temperature = options.Temperature,
             TopP = options.TopP, TopK = options.TopK, Seed = options.Seed * 1_000_003 + dataStep,
             BatchSize = Math.Max(1, options.BatchSize * options.GradientAccumulationSteps), SamplingLogProbs = true, ReferenceLogProbs = options.KlCoef > 0,
+            PolicyStep = step, ImportanceSampling = options.ImportanceSampling,
         }, Log, $"step {step + 1}");
         int n = rollout.Count;
         var oldValues = new float[n][];
@@ -177,12 +180,14 @@ public sealed class PpoMethod : TrainingMethod<PromptUnit>
             ["val/num_eos_tokens"] = rollout.Truncated.Count(t => !t),
             ["eps"] = n / Math.Max(1e-9, clock.Elapsed.TotalSeconds),
         };
+        foreach (var (k, v) in rollout.SamplerMetrics) metrics[k] = v;
         if (completionsLog is not null && options.LogCompletionsSteps > 0 && (step + 1) % options.LogCompletionsSteps == 0)
             rollout.AppendCompletions(completionsLog, step + 1, rollouts.Rewards.Names, scores);
         return new Batch
         {
             DataStep = dataStep, Rollout = rollout, InLoss = inLoss, Metrics = metrics, ValueSeconds = valueSeconds,
             OldLogps = Rows(logps), OldValues = Rows(values), Advantages = Rows(advantages), Returns = Rows(returns),
+            ImportanceWeights = rollout.ImportanceWeights is { } w ? Enumerable.Range(0, n).Select(i => inLoss[i] ? w[i]! : []).ToArray() : null,
         };
     }
 
@@ -220,6 +225,8 @@ public sealed class PpoMethod : TrainingMethod<PromptUnit>
         var unclipped = -advantages * ratio;
         var clipped = -advantages * ratio.clamp(1 - options.Cliprange, 1 + options.Cliprange);
         var policyTokens = maximum(unclipped, clipped);
+        // Remote rollouts: each token's policy-gradient term weighted as GRPO's (the value loss regresses on returns and is not).
+        if (b.ImportanceWeights is { } weights) policyTokens = policyTokens * tensor(Flat(weights));
         var clippedValues = minimum(maximum(values, oldValues - options.CliprangeValue), oldValues + options.CliprangeValue);
         var vUnclipped = (values - returns).square();
         var vClipped = (clippedValues - returns).square();

@@ -30,7 +30,8 @@ public static class PpoRun
         if (value.Config.VocabSize != model.Config.VocabSize)
             throw new InputError($"{Path.Combine(valueDir, Checkpoints.HfCheckpoint.ConfigFile)}: vocab_size: the value model has {value.Config.VocabSize} tokens, the policy {model.Config.VocabSize}; it reads the policy's token ids");
         RunDirectory.Prepare(options.Output!, resumeFrom, PpoOptions.Settings.ToYaml(options), log);
-        var rollouts = new Rollouts(data.Rewards, data.Decode, data.EosTokenIds, reference);
+        using var remote = Remote.RemoteCompletionSampler.For(options);
+        var rollouts = new Rollouts(data.Rewards, data.Decode, data.EosTokenIds, reference, remote);
         var method = new PpoMethod(options, rollouts, value, data.Tokenizer.PadTokenId ?? data.Tokenizer.EosTokenId, Path.Combine(options.Output!, "completions.jsonl"));
         var trainer = new Trainer<PromptUnit>(model, method, data.Train, null, options, options.Output!, options.Model);
         if (data.Eval is { } evalUnits) trainer.Evaluations.Add(m => method.EvaluatePrompts(m, evalUnits));

@@ -118,6 +118,13 @@ public sealed class Rollout
     public IReadOnlyList<IReadOnlyList<float>?>? SamplingLogps => samplingLogps;
     /// <summary>As <see cref="SamplingLogps"/>, under the reference model; null without a reference.</summary>
     public IReadOnlyList<IReadOnlyList<float>?>? ReferenceLogps => referenceLogps;
+    /// <summary>
+    /// Per completion in the loss, the importance-sampling weight of each token (remote rollouts with
+    /// the correction: <see cref="ImportanceSampling.Weights"/>; null for the others); null: no correction.
+    /// </summary>
+    public IReadOnlyList<float[]?>? ImportanceWeights { get; init; }
+    /// <summary>Statistics of the sampler against the trainer (TRL's sampling/*), empty without a correction.</summary>
+    public IReadOnlyDictionary<string, double> SamplerMetrics { get; init; } = new Dictionary<string, double>();
     /// <summary>Seconds spent generating (the rest of sampling is scoring: rewards and log-probabilities).</summary>
     public double SamplingSeconds { get; }
     /// <summary>Seconds spent scoring what was sampled (for the benchmarks; zeros where not measured).</summary>

@@ -25,12 +25,20 @@ public sealed record RolloutSettings
     public bool SamplingLogProbs { get; init; }
     /// <summary>Compute <see cref="Rollout.ReferenceLogps"/> (needs the sampler's reference).</summary>
     public bool ReferenceLogProbs { get; init; }
+    /// <summary>Optimiser steps the policy has taken (a remote sampler publishes the policy when it changed).</summary>
+    public int PolicyStep { get; init; }
+    /// <summary>
+    /// The correction of a remote sampler's completions (<see cref="Rollout.ImportanceWeights"/>; it
+    /// computes <see cref="Rollout.SamplingLogps"/> too, as TRL always does with vLLM); ignored for local sampling.
+    /// </summary>
+    public ImportanceSampling? ImportanceSampling { get; init; }
 }
 
 /// <summary>
 /// The rollout of every online method (GRPO, RLOO, PPO): prompts in, a <see cref="Rollout"/>
-/// out. The policy samples G completions per prompt with the generation engine (all the
-/// prompts in one call, seeded by <see cref="RolloutSettings.Seed"/>), the rewards score them
+/// out. The policy samples G completions per prompt with the generation engine, or an
+/// OpenAI-compatible server does (<see cref="ICompletionSampler"/>; all the prompts in one call,
+/// seeded by <see cref="RolloutSettings.Seed"/>), the rewards score them
 /// together, and, when asked, the policy at sampling time and the reference score each part's
 /// completion tokens (no gradient, evaluation mode). A method then derives its advantages and
 /// loss from the value and never samples by itself.
@@ -42,8 +50,12 @@ public sealed record RolloutSettings
 /// <param name="decode">Token ids to text (special tokens skipped) for the rewards; null: the engine's text or "".</param>
 /// <param name="eosTokenIds">End-of-sequence ids: a completion ends at one (else it is truncated).</param>
 /// <param name="reference">The frozen reference, for <see cref="RolloutSettings.ReferenceLogProbs"/>.</param>
-public sealed class Rollouts(RewardSet rewards, Func<IReadOnlyList<int>, string>? decode, IReadOnlyList<int> eosTokenIds, ReferenceModel? reference = null)
+/// <param name="sampler">Where completions come from (null: the policy, <see cref="LocalCompletionSampler"/>); --eval-data prompts are always sampled locally.</param>
+public sealed class Rollouts(RewardSet rewards, Func<IReadOnlyList<int>, string>? decode, IReadOnlyList<int> eosTokenIds, ReferenceModel? reference = null,
+    ICompletionSampler? sampler = null)
 {
+    readonly ICompletionSampler local = new LocalCompletionSampler(decode);
+
     public RewardSet Rewards => rewards;
 
     /// <summary>
@@ -51,7 +63,10 @@ public sealed class Rollouts(RewardSet rewards, Func<IReadOnlyList<int>, string>
     /// order). The model is put in evaluation mode for it and restored. Warns on
     /// <paramref name="log"/> when a completion is unscorable, naming <paramref name="when"/>.
     /// </summary>
-    public Rollout Sample(CausalLM model, IReadOnlyList<IReadOnlyList<PromptUnit>> parts, RolloutSettings settings, TextWriter? log = null, string when = "rollout")
+    public Rollout Sample(CausalLM model, IReadOnlyList<IReadOnlyList<PromptUnit>> parts, RolloutSettings settings, TextWriter? log = null, string when = "rollout") =>
+        Sample(sampler ?? local, model, parts, settings, log, when);
+
+    Rollout Sample(ICompletionSampler generator, CausalLM model, IReadOnlyList<IReadOnlyList<PromptUnit>> parts, RolloutSettings settings, TextWriter? log, string when)
     {
         if (settings.ReferenceLogProbs && reference is null) throw new InvalidOperationException("reference log-probabilities need a reference model");
         bool wasTraining = model.training;
@@ -67,8 +82,9 @@ public sealed class Rollouts(RewardSet rewards, Func<IReadOnlyList<int>, string>
                 MaxNewTokens = settings.MaxCompletionLength, Temperature = settings.Temperature, TopP = settings.TopP, TopK = settings.TopK,
                 N = g, Seed = settings.Seed, EosTokenIds = eosTokenIds, BatchSize = settings.BatchSize,
             };
-            var completions = new GenerationEngine(model, decode).Generate(prompts.Select(u => u.Ids).ToList(), sampling)
+            var completions = generator.Generate(model, prompts.Select(u => u.Ids).ToList(), sampling, settings.PolicyStep)
                 .SelectMany(c => c).ToArray();
+            var correction = generator.Remote ? settings.ImportanceSampling : null;
             double samplingSeconds = clock.Elapsed.TotalSeconds;
             var texts = completions.Select(c => c.Text ?? decode?.Invoke(c.TokenIds) ?? "").ToArray();
             var samples = completions.Select((c, i) => new RewardSample(prompts[i / g].Text, prompts[i / g].Example.Messages, texts[i], c.TokenIds, prompts[i / g].Example.Row)).ToList();
@@ -79,7 +95,7 @@ public sealed class Rollouts(RewardSet rewards, Func<IReadOnlyList<int>, string>
             var truncated = completions.Select(c => c.FinishReason == "length").ToArray();
             var inLoss = truncated.Select(t => !(settings.MaskTruncated && t)).ToArray();
             var unscored = new Rollout(prompts, g, parts.Select(p => p.Count).ToList(), completions.Select(c => c.TokenIds).ToList(), truncated, inLoss, texts, scores);
-            float[]?[]? samplingLogps = settings.SamplingLogProbs ? new float[]?[unscored.Count] : null;
+            float[]?[]? samplingLogps = settings.SamplingLogProbs || correction is not null ? new float[]?[unscored.Count] : null;
             float[]?[]? referenceLogps = settings.ReferenceLogProbs ? new float[]?[unscored.Count] : null;
             var scoring = new TokenScoring { Temperature = settings.Temperature > 0 ? settings.Temperature : 1.0 };
             if (samplingLogps is not null || referenceLogps is not null)
@@ -102,10 +118,19 @@ public sealed class Rollouts(RewardSet rewards, Func<IReadOnlyList<int>, string>
                     }
                 }
             WarnUnscorable(log, when, unscored);
+            float[]?[]? weights = null;
+            Dictionary<string, double> samplerMetrics = [];
+            if (correction is not null)
+            {
+                weights = samplingLogps!.Select((old, i) => old is null ? null : correction.Weights(old, completions[i].LogProbs)).ToArray();
+                samplerMetrics = correction.Metrics(samplingLogps!, completions.Select(c => c.LogProbs).ToArray(), weights);
+            }
             return new Rollout(prompts, g, parts.Select(p => p.Count).ToList(), completions.Select(c => c.TokenIds).ToList(), truncated, inLoss,
                 texts, scores, samplingLogps, referenceLogps, samplingSeconds)
             {
                 ScoringSeconds = new RolloutScoringSeconds(rewardSeconds, policySeconds, referenceSeconds),
+                ImportanceWeights = weights,
+                SamplerMetrics = samplerMetrics,
             };
         }
         finally
@@ -122,7 +147,8 @@ public sealed class Rollouts(RewardSet rewards, Func<IReadOnlyList<int>, string>
     public Dictionary<string, double> Evaluate(CausalLM model, IReadOnlyList<PromptUnit> units, OnlineOptions options, ScaleRewards scale, TextWriter? log)
     {
         int n = options.EvalNumGenerations;
-        var rollout = Sample(model, [units], new RolloutSettings
+        // Locally: the policy as trained so far (a remote server holds the adapter of the last rollout).
+        var rollout = Sample(local, model, [units], new RolloutSettings
         {
             Generations = n, MaxCompletionLength = options.MaxCompletionLength, Temperature = options.EvalTemperature, TopP = options.TopP, TopK = options.TopK,
             Seed = options.Seed, BatchSize = Math.Max(n, options.BatchSize),

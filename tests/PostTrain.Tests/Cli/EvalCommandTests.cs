@@ -12,7 +12,7 @@ public class EvalCommandTests
         return path;
     }
 
-    static IEnumerable<JsonObject> ArcRows(int n) => Enumerable.Range(0, n).Select(i => new JsonObject
+    internal static IEnumerable<JsonObject> ArcRows(int n) => Enumerable.Range(0, n).Select(i => new JsonObject
     {
         ["id"] = $"q{i}",
         ["question"] = $"Which number comes after {i}?",
