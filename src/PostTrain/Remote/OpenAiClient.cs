@@ -58,10 +58,26 @@ public sealed class OpenAiClient : IDisposable
     }
 
     /// <summary>POSTs <paramref name="body"/> as JSON to BaseUrl + <paramref name="path"/> and returns the JSON object answered.</summary>
-    public JsonObject Post(string path, JsonObject body) => Send(HttpMethod.Post, path, body.ToJsonString());
+    public JsonObject Post(string path, JsonObject body) => Json(path, Send(HttpMethod.Post, path, body.ToJsonString()));
+
+    /// <summary>
+    /// POSTs <paramref name="body"/> and returns the answer's text, whatever it is: vLLM's
+    /// /v1/load_lora_adapter and /v1/unload_lora_adapter answer plain text ("Success: ...").
+    /// </summary>
+    public string PostForText(string path, JsonObject body) => Send(HttpMethod.Post, path, body.ToJsonString());
 
     /// <summary>GETs BaseUrl + <paramref name="path"/> and returns the JSON object answered.</summary>
-    public JsonObject Get(string path) => Send(HttpMethod.Get, path, null);
+    public JsonObject Get(string path) => Json(path, Send(HttpMethod.Get, path, null));
+
+    JsonObject Json(string path, string text)
+    {
+        try
+        {
+            if (JsonNode.Parse(text) is JsonObject o) return o;
+        }
+        catch (JsonException) { }
+        throw new InputError($"{BaseUrl + path}: the answer is not a JSON object: {Excerpt(text)}");
+    }
 
     /// <summary>The first model id of GET /v1/models (vLLM's served model name; OpenAI's list order).</summary>
     public string FirstModel() => Models()[0];
@@ -76,7 +92,8 @@ public sealed class OpenAiClient : IDisposable
         return ids;
     }
 
-    JsonObject Send(HttpMethod method, string path, string? json)
+    // The text of a successful answer; failures retried as described, then one-line errors.
+    string Send(HttpMethod method, string path, string? json)
     {
         var url = BaseUrl + path;
         string last;
@@ -111,15 +128,7 @@ public sealed class OpenAiClient : IDisposable
             using (response)
             {
                 int status = (int)response.StatusCode;
-                if (response.IsSuccessStatusCode)
-                {
-                    try
-                    {
-                        if (JsonNode.Parse(text) is JsonObject o) return o;
-                    }
-                    catch (JsonException) { }
-                    throw new InputError($"{url}: the answer is not a JSON object: {Excerpt(text)}");
-                }
+                if (response.IsSuccessStatusCode) return text;
                 last = $"HTTP {status} {response.ReasonPhrase}: {ServerMessage(text)}";
                 if (more && (status == 429 || status >= 500)) continue;
                 throw new InputError($"{url}: {last}{tries}");

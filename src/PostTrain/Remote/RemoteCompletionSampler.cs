@@ -141,13 +141,13 @@ public sealed class RemoteCompletionSampler : ICompletionSampler, IDisposable
         var load = new JsonObject { ["lora_name"] = name, ["lora_path"] = dir };
         try
         {
-            client.Post("/v1/load_lora_adapter", load);
+            client.PostForText("/v1/load_lora_adapter", load);
         }
         catch (InputError e) when (published is null && e.Message.Contains("already", StringComparison.OrdinalIgnoreCase))
         {
             // A run resumed after a crash: the server still holds the adapter it last loaded under this name (vLLM: "has already been loaded").
-            client.Post("/v1/unload_lora_adapter", new JsonObject { ["lora_name"] = name });
-            client.Post("/v1/load_lora_adapter", load);
+            client.PostForText("/v1/unload_lora_adapter", new JsonObject { ["lora_name"] = name });
+            client.PostForText("/v1/load_lora_adapter", load);
         }
         var previous = published;
         published = (step, name, dir);
@@ -157,7 +157,7 @@ public sealed class RemoteCompletionSampler : ICompletionSampler, IDisposable
 
     void Retire(string name, string dir)
     {
-        client.Post("/v1/unload_lora_adapter", new JsonObject { ["lora_name"] = name });
+        client.PostForText("/v1/unload_lora_adapter", new JsonObject { ["lora_name"] = name });
         if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true);
     }
 

@@ -137,7 +137,7 @@ public sealed class FakeOpenAiServer : IDisposable
             Reply(context.Response, 401, Error("Unauthorized", "AuthenticationError"));
             return;
         }
-        var answer = (context.Request.HttpMethod, path) switch
+        (int, object) answer = (context.Request.HttpMethod, path) switch
         {
             ("GET", "/v1/models") => (200, new JsonObject { ["object"] = "list", ["data"] = new JsonArray(new JsonObject { ["id"] = servedName, ["object"] = "model" }) }),
             ("POST", "/v1/completions") => Completions(body!),
@@ -145,10 +145,10 @@ public sealed class FakeOpenAiServer : IDisposable
             ("POST", "/v1/unload_lora_adapter") => UnloadAdapter(body!),
             _ => (404, Error($"{path}: not found", "NotFoundError")),
         };
-        Reply(context.Response, answer.Item1, answer.Item2);
+        Reply(context.Response, answer.Item1, answer.Item2 is string text ? text : ((JsonObject)answer.Item2).ToJsonString());
     }
 
-    (int, JsonObject) LoadAdapter(JsonObject body)
+    (int, object) LoadAdapter(JsonObject body)
     {
         var name = body["lora_name"]!.GetValue<string>();
         var dir = body["lora_path"]!.GetValue<string>();
@@ -157,15 +157,15 @@ public sealed class FakeOpenAiServer : IDisposable
         if (adapters.ContainsKey(name)) return (400, Error($"The lora adapter '{name}' has already been loaded."));
         if (!hadWeights) return (400, Error($"Loading lora {name} failed: No adapter found for {dir}"));
         adapters[name] = dir;
-        return (200, new JsonObject());
+        return (200, $"Success: LoRA adapter '{name}' added successfully."); // vLLM answers plain text
     }
 
-    (int, JsonObject) UnloadAdapter(JsonObject body)
+    (int, object) UnloadAdapter(JsonObject body)
     {
         var name = body["lora_name"]!.GetValue<string>();
         Unloaded.Add(name);
         if (!adapters.Remove(name)) return (404, Error($"The lora adapter '{name}' cannot be found.", "NotFoundError"));
-        return (200, new JsonObject());
+        return (200, $"Success: LoRA adapter '{name}' removed successfully.");
     }
 
     /// <summary>Puts the named model in place: the base, or an adapter's weights (read from its directory now, as vLLM reads it at load).</summary>

@@ -82,6 +82,38 @@ public class RemoteRolloutTests
     }
 
     [Fact]
+    public async Task GrpoWithLoraOnPosttrainServeSamplesAsALocalRun()
+    {
+        var (root, model) = CliRunner.TinyModel("qwen2");
+        var data = Prompts(root);
+        var local = Path.Combine(root, "local");
+        var (code, stdout, stderr) = CliRunner.Run(Grpo(model, data, local));
+        Assert.True(code == 0, stderr + stdout);
+
+        // The real server, started as `posttrain serve` starts it (in process, any free port).
+        using var served = PostTrain.Serving.ServedModel.Load(model, options: new PostTrain.Serving.ServingEngineOptions { MaxBatch = 8, MaxModelLength = 128 });
+        await using var server = await PostTrain.Cli.Serving.OpenAiServer.StartAsync(served, new PostTrain.Cli.Serving.ServerOptions { Port = 0, ApiKey = "secret", HandleSignals = false });
+        var remote = Path.Combine(root, "remote");
+        (code, stdout, stderr) = await Task.Run(() => CliRunner.Run([.. Grpo(model, data, remote), "--rollout-server", server.Address.ToString(), "--rollout-api-key", "secret"]));
+        Assert.True(code == 0, stderr + stdout);
+
+        // Every step's adapter was published and, at the end, unloaded again.
+        Assert.Empty(served.Engine.Adapters);
+        Assert.Equal(3, served.Engine.Stats.Requests / 2); // 2 prompts per rollout, 3 rollouts
+        Assert.False(Directory.Exists(Path.Combine(remote, "rollout_adapters")));
+        // Seeded sampling on the server is the trainer's own: the same completions, rewards and lengths.
+        Assert.Equal(File.ReadAllLines(Path.Combine(local, "completions.jsonl")), File.ReadAllLines(Path.Combine(remote, "completions.jsonl")));
+        var a = Metrics(local);
+        var b = Metrics(remote);
+        for (int s = 0; s < 3; s++)
+            foreach (var key in new[] { "reward", "reward_std", "completions/mean_length", "completions/clipped_ratio" })
+                Assert.True(a[s][key]!.GetValue<double>() == b[s][key]!.GetValue<double>(), $"step {s + 1} {key}: {a[s][key]} local, {b[s][key]} remote");
+        Assert.Contains(a, m => m["reward_std"]!.GetValue<double>() > 0);
+        foreach (var m in b)
+            Assert.True(m["sampling/sampling_logp_difference/max"]!.GetValue<double>() < 1e-3, m.ToJsonString());
+    }
+
+    [Fact]
     public void TheCorrectionWeightsTheLossOfGrpoRlooAndPpo()
     {
         var (root, model) = CliRunner.TinyModel("qwen2");
@@ -136,7 +168,7 @@ public class RemoteRolloutTests
         Assert.True(code == 0, stderr + stdout);
         // The server keeps "again-step-0" (here the first run's final adapter) as a killed run would have left it.
         using (var client = new OpenAiClient(server.Url, null, 30))
-            client.Post("/v1/load_lora_adapter", new JsonObject { ["lora_name"] = "again-step-0", ["lora_path"] = output });
+            client.PostForText("/v1/load_lora_adapter", new JsonObject { ["lora_name"] = "again-step-0", ["lora_path"] = output });
         (code, stdout, stderr) = CliRunner.Run([.. Grpo(model, data, Path.Combine(root, "second", "again"), steps: 1), "--rollout-server", server.Url]);
         Assert.True(code == 0, stderr + stdout);
         Assert.Equal(["again-step-0", "again-step-0", "again-step-0", "again-step-0"], server.Loaded.Select(l => l.Name)); // run, crash, refused, reloaded
