@@ -94,4 +94,35 @@ public class EndpointEvalTests
         Assert.Equal(2, code);
         Assert.Equal($"error: {server.Url}/v1/completions: HTTP 404 Not Found: The model `nope` does not exist.", stderr.Trim());
     }
+
+    [Fact]
+    public async Task EvaluationThroughPosttrainServeEqualsTheLocalModel()
+    {
+        var (root, model) = CliRunner.TinyModel("qwen3");
+        var arc = Path.Combine(root, "arc");
+        Write(Path.Combine(arc, "test.jsonl"), EvalCommandTests.ArcRows(4));
+        Write(Path.Combine(arc, "train.jsonl"), EvalCommandTests.ArcRows(2));
+        string[] Args(string output, params string[] more) =>
+            ["eval", "--tasks", "arc_easy", "--data", $"arc_easy={arc}", "--num-fewshot", "1", "--output", output, "--batch-size", "2", .. more];
+        var local = Path.Combine(root, "local");
+        var (code, stdout, stderr) = CliRunner.Run(Args(local, "--model", model));
+        Assert.True(code == 0, stderr + stdout);
+        var expected = Loglikelihoods(local, "arc_easy");
+
+        using var served = PostTrain.Serving.ServedModel.Load(model, options: new PostTrain.Serving.ServingEngineOptions { MaxBatch = 4, MaxModelLength = 512 });
+        await using var server = await PostTrain.Cli.Serving.OpenAiServer.StartAsync(served, new PostTrain.Cli.Serving.ServerOptions { Port = 0, HandleSignals = false });
+        foreach (var (name, more) in new[] { ("tokenized", new[] { "--model", model }), ("text", Array.Empty<string>()) })
+        {
+            var output = Path.Combine(root, name);
+            (code, stdout, stderr) = await Task.Run(() => CliRunner.Run(Args(output, [.. more, "--endpoint", server.Address.ToString()])));
+            Assert.True(code == 0, stderr + stdout);
+            var actual = Loglikelihoods(output, "arc_easy");
+            Assert.Equal(expected.Count, actual.Count);
+            for (int i = 0; i < expected.Count; i++)
+            {
+                Assert.Equal(expected[i].Item1, actual[i].Item1, 4);
+                Assert.Equal(expected[i].Item2, actual[i].Item2);
+            }
+        }
+    }
 }
