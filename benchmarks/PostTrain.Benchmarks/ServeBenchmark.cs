@@ -76,6 +76,7 @@ public sealed class ServeBenchmark : IBenchmark
             var rows = new JsonArray();
             foreach (int clients in clientCounts)
             {
+                var before = (served.Engine.Stats.PrefillSeconds, served.Engine.Stats.DecodeSeconds, served.Engine.Stats.DecodeSteps, served.Engine.Stats.DecodeRowTokens);
                 var clock = Stopwatch.StartNew();
                 var runs = Enumerable.Range(0, clients).Select(i => Client(http, url, Prompt(), newTokens, i)).ToArray();
                 var stats = Task.WhenAll(runs).GetAwaiter().GetResult();
@@ -89,6 +90,11 @@ public sealed class ServeBenchmark : IBenchmark
                     ["ttft_ms_max"] = Math.Round(stats.Max(s => s.FirstToken) * 1000, 1),
                     ["tpot_ms_mean"] = Math.Round(stats.Average(s => s.PerToken) * 1000, 1),
                     ["wall_s"] = Math.Round(wall, 2),
+                    ["tokens"] = tokens,
+                    // The engine's own time: prefills, and decode steps (sampling and forwards) with their mean batch.
+                    ["engine_prefill_s"] = Math.Round(served.Engine.Stats.PrefillSeconds - before.PrefillSeconds, 2),
+                    ["engine_decode_s"] = Math.Round(served.Engine.Stats.DecodeSeconds - before.DecodeSeconds, 2),
+                    ["engine_mean_batch"] = Math.Round((double)(served.Engine.Stats.DecodeRowTokens - before.DecodeRowTokens) / Math.Max(1, served.Engine.Stats.DecodeSteps - before.DecodeSteps), 2),
                 };
                 if (clients == 8) result["serve8_vs_generate8"] = Math.Round(tokens / wall / bestEndToEnd, 3);
                 rows.Add(row);
@@ -120,6 +126,7 @@ public sealed class ServeBenchmark : IBenchmark
         int tokens = 0;
         while (await reader.ReadLineAsync() is { } line)
         {
+            if (line.StartsWith("data: {\"error\"", StringComparison.Ordinal)) throw new InvalidOperationException($"the server answered an error: {line}");
             if (!line.StartsWith("data: {", StringComparison.Ordinal)) continue;
             var chunk = JsonNode.Parse(line[6..])!;
             if (chunk["choices"]?[0]?["token_ids"] is JsonArray ids)

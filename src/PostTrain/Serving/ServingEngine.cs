@@ -13,6 +13,8 @@ public sealed record ServingEngineOptions
     public int MaxBatch { get; init; } = 16;
     /// <summary>Most positions per sequence, prompt and completion together (vLLM's max_model_len); 0: the model's context, at most 2048.</summary>
     public int MaxModelLength { get; init; }
+    /// <summary>When the engine is idle, how long the first request waits for others sent with it, to prefill them together (0: never).</summary>
+    public int GatherMilliseconds { get; init; } = 10;
 }
 
 /// <summary>What a submitted request streams: its events, then the channel completes.</summary>
@@ -279,6 +281,14 @@ public sealed class ServingEngine : IDisposable
                 {
                     while (waiting.Count == 0 && active.Count == 0 && !stopping) Monitor.Wait(gate);
                     if (waiting.Count == 0 && active.Count == 0 && stopping) return;
+                    // An idle engine waits a moment for requests sent together (clients started at
+                    // once) so that they are prefilled in one forward rather than one by one.
+                    if (active.Count == 0 && options.GatherMilliseconds > 0)
+                    {
+                        var until = DateTime.UtcNow.AddMilliseconds(options.GatherMilliseconds);
+                        while (!stopping && waiting.Sum(p => p.Request.Sampling.N) < options.MaxBatch && DateTime.UtcNow < until)
+                            Monitor.Wait(gate, until - DateTime.UtcNow);
+                    }
                     admitted = [];
                     int free = options.MaxBatch - active.Count;
                     while (waiting.Count > 0 && (waiting.Peek().ScoreOnly || waiting.Peek().Request.Sampling.N <= free))

@@ -602,7 +602,12 @@ public sealed class HfTokenizer
         }
     }
 
-    /// <summary>Decodes ids to text as HF does: ByteLevel bytes joined, invalid UTF-8 replaced by U+FFFD.</summary>
+    /// <summary>
+    /// Decodes ids to text as HF does: ByteLevel bytes joined, invalid UTF-8 replaced by U+FFFD,
+    /// and ids the tokenizer does not know skipped (tokenizers' decode drops them: a model's
+    /// embedding is often larger than its tokenizer, Qwen2.5's 151,936 rows for 151,665 tokens,
+    /// and a model may sample one of the extra rows).
+    /// </summary>
     public string Decode(IReadOnlyList<int> ids, bool skipSpecialTokens = false)
     {
         ArgumentNullException.ThrowIfNull(ids);
@@ -612,7 +617,7 @@ public sealed class HfTokenizer
             foreach (var id in ids)
             {
                 if (skipSpecialTokens && IsSpecialId(id)) continue;
-                parts.Add(IdToToken(id) ?? throw new ArgumentOutOfRangeException(nameof(ids), $"id {id} is not in the vocabulary"));
+                if (IdToToken(id) is { } token) parts.Add(token);
             }
             return string.Join(" ", parts);
         }
@@ -620,7 +625,7 @@ public sealed class HfTokenizer
         foreach (var id in ids)
         {
             if (skipSpecialTokens && IsSpecialId(id)) continue;
-            var tok = IdToToken(id) ?? throw new ArgumentOutOfRangeException(nameof(ids), $"id {id} is not in the vocabulary");
+            if (IdToToken(id) is not { } tok) continue;
             var span = buffer.GetSpan(Math.Max(tok.Length, Encoding.UTF8.GetMaxByteCount(tok.Length)));
             bool allMapped = true;
             for (int i = 0; i < tok.Length; i++)
