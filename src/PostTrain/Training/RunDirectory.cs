@@ -8,6 +8,8 @@ public static class RunDirectory
 {
     /// <summary>The lock file in OUTPUT while a run writes there: the process id and start time of its holder.</summary>
     public const string LockFile = "posttrain.lock";
+    /// <summary>Held open with an exclusive advisory lock (flock) for the run's life: the kernel releases it when the process ends, however it ends.</summary>
+    public const string FlockFile = ".posttrain.flock";
 
     /// <summary>
     /// A new run needs an output directory without an earlier run in it (resume continues one);
@@ -56,9 +58,11 @@ public static class RunDirectory
     /// Takes OUTPUT for this process before any work: checks that it can be written
     /// (<see cref="OutputPaths.CheckDirectory"/>), creates it, writes <see cref="LockFile"/> with
     /// this process's id, and removes what a killed run left half-written (temporary checkpoint,
-    /// final-model and file copies). A lock whose process is alive is an error naming it; one
-    /// whose process is gone (kill -9) is taken over. Disposing releases the lock, and removes
-    /// OUTPUT again when this run created it and left nothing in it.
+    /// final-model and file copies). Two runs starting at once cannot both take it: each first
+    /// takes an exclusive flock on <see cref="FlockFile"/> (.NET's FileShare.None on Linux), held
+    /// until the run ends and released by the kernel if it is killed. A lock file whose process is
+    /// alive is an error naming it; one whose process is gone (kill -9) is taken over. Disposing
+    /// releases the lock, and removes OUTPUT again when this run created it and left nothing in it.
     /// </summary>
     public static IDisposable Lock(string output)
     {
@@ -67,6 +71,30 @@ public static class RunDirectory
         bool created = !Directory.Exists(full);
         Directory.CreateDirectory(full);
         var lockPath = Path.Combine(full, LockFile);
+        FileStream flock;
+        try
+        {
+            flock = new FileStream(Path.Combine(full, FlockFile), FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+        }
+        catch (IOException) when (File.Exists(Path.Combine(full, FlockFile)))
+        {
+            throw new InputError($"--output: {output} is in use by another run (process {Holder(lockPath)?.ToString() ?? "starting"}, lock file {lockPath}); " +
+                                 "wait for it to end or choose another directory");
+        }
+        try
+        {
+            WriteLock(output, full, lockPath);
+        }
+        catch
+        {
+            flock.Dispose();
+            throw;
+        }
+        return new Held(full, lockPath, created, flock);
+    }
+
+    static void WriteLock(string output, string full, string lockPath)
+    {
         var me = Process.GetCurrentProcess();
         var content = $"{Environment.ProcessId}\n{me.StartTime.ToUniversalTime().Ticks}\n";
         for (int attempt = 0; ; attempt++)
@@ -95,7 +123,6 @@ public static class RunDirectory
             File.Delete(lockPath);
             throw;
         }
-        return new Held(full, lockPath, created);
     }
 
     /// <summary>The process id in a lock file when that process is still running, else null.</summary>
@@ -145,7 +172,9 @@ public static class RunDirectory
             if (File.Exists(Path.Combine(output, file))) File.Delete(Path.Combine(output, file));
     }
 
-    sealed class Held(string output, string lockPath, bool created) : IDisposable
+    // The flock file stays (empty, hidden) while the directory holds anything else: deleting it
+    // could let a run that opened it just before take a lock on a file no longer there.
+    sealed class Held(string output, string lockPath, bool created, FileStream flock) : IDisposable
     {
         bool released;
 
@@ -156,10 +185,18 @@ public static class RunDirectory
             try
             {
                 File.Delete(lockPath);
-                if (created && !Directory.EnumerateFileSystemEntries(output).Any()) Directory.Delete(output);
+                var flockPath = Path.Combine(output, FlockFile);
+                bool empty = created && Directory.EnumerateFileSystemEntries(output).All(e => Path.GetFileName(e) == FlockFile);
+                if (empty) File.Delete(flockPath);
+                flock.Dispose();
+                if (empty) Directory.Delete(output);
             }
             catch (IOException) { }
             catch (UnauthorizedAccessException) { }
+            finally
+            {
+                flock.Dispose();
+            }
         }
     }
 }

@@ -197,6 +197,15 @@ public class FaultTests(ITestOutputHelper output)
             gone.WaitForExit();
             File.WriteAllText(lockPath, $"{gone.Id}\n0\n");
         }
+        // Two runs taking over the same stale lock at once: the kernel lock (flock) on the
+        // output's .posttrain.flock lets one through. Held here as another run would hold it.
+        using (var held = new FileStream(Path.Combine(outputDir, RunDirectory.FlockFile), FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None))
+        {
+            (code, _, stderr) = CliRunner.Run(Sft(model, data, outputDir, "--max-steps", "1"));
+            Assert.Equal(2, code);
+            Assert.Contains("is in use by another run", stderr);
+            Assert.False(File.Exists(Path.Combine(outputDir, "config.yaml")));
+        }
         (code, _, stderr) = CliRunner.Run(Sft(model, data, outputDir, "--max-steps", "1"));
         Assert.True(code == 0, stderr);
         Assert.False(File.Exists(lockPath));
