@@ -53,7 +53,7 @@ public static class TrainingRuns
         {
             if (cts.IsCancellationRequested) return;
             e.Cancel = true;
-            log.WriteLine("Stopping after this step: writing a checkpoint (Ctrl-C again to quit now)");
+            log.WriteLine("Stopping at the next safe point: after the step in progress, with a checkpoint (before the first step if still loading; after the final save if saving). Ctrl-C again to quit now");
             cts.Cancel();
         }
 

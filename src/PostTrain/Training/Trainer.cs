@@ -102,6 +102,12 @@ public sealed class Trainer<TUnit>
     /// <summary>Runs (or resumes) training. Cancelling the token writes a checkpoint after the current step.</summary>
     public TrainResult Train(TextWriter console, string? resumeFrom = null, CancellationToken stop = default)
     {
+        if (stop.IsCancellationRequested)
+        {
+            // Interrupted while the model and data were loading: nothing to save.
+            console.WriteLine("Interrupted before the first step: nothing was trained" + (resumeFrom is null ? "" : $"; {resumeFrom} is unchanged"));
+            return new TrainResult(0, TotalSteps, true, null, null);
+        }
         Directory.CreateDirectory(outputDir);
         var parameters = model.named_parameters().Concat(ExtraParameters()).Where(p => p.parameter.requires_grad).ToList();
         using var optimizer = new AdamW(parameters.Select(p => (p.name, p.parameter)), options.AdamBeta1,
@@ -205,7 +211,8 @@ public sealed class Trainer<TUnit>
         if (!interrupted)
         {
             SaveFinalModel();
-            console.WriteLine($"Saved the final model to {outputDir}");
+            console.WriteLine($"Saved the final model to {outputDir}" +
+                              (stop.IsCancellationRequested ? " (the interrupt came after the last step: the final save was completed)" : ""));
         }
         return new TrainResult(interrupted ? step : total, total, interrupted, lastLoss, lastEval);
     }

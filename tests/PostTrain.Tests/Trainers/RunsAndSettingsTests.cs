@@ -22,6 +22,25 @@ public class RunsAndSettingsTests : IClassFixture<TokenizerFixture>
     }
 
     [Fact]
+    public void AnInterruptWhileLoadingEndsBeforeTheFirstStepWithAMessage()
+    {
+        var (root, model) = CliRunner.TinyModel();
+        var data = Jsonl(root, "train.jsonl", Enumerable.Range(0, 8).Select(i => new JsonObject { ["prompt"] = $"Q{i}? ", ["completion"] = $"A{i}." }));
+        var output = Path.Combine(root, "run");
+        var log = new StringWriter();
+        using var stop = new CancellationTokenSource();
+        stop.Cancel(); // Ctrl-C while the model and data were loading
+        var result = SftRun.Train(new SftOptions { Model = model, Data = data, Output = output, MaxSteps = 3, BatchSize = 4 }, log, stop: stop.Token);
+        Assert.True(result.Interrupted);
+        Assert.Equal(0, result.Steps);
+        Assert.Contains("Interrupted before the first step: nothing was trained", log.ToString());
+        Assert.False(File.Exists(Path.Combine(output, "metrics.jsonl")));
+        Assert.Empty(Directory.GetDirectories(output, "checkpoint-*"));
+        // Started again, the run goes from the beginning.
+        Assert.False(SftRun.Train(new SftOptions { Model = model, Data = data, Output = output, MaxSteps = 1, BatchSize = 4 }, new StringWriter()).Interrupted);
+    }
+
+    [Fact]
     public void SftRunTrainsFromOptionsInAFewLines()
     {
         var (root, model) = CliRunner.TinyModel();
