@@ -57,6 +57,20 @@ public class TemplateLimitsTests
     }
 
     [Fact]
+    public void JoinFormatAndTojsonAreLimitedBeforeTheyBuildTheirText()
+    {
+        // A list of a few long strings is small; what join, % / format and tojson make of it is not.
+        Fails("{% set s = 'x' * 10000000 %}{{ [s, s, s] | join(s) }}", "would hold 50,000,000 characters");
+        Fails("{% set s = 'x' * 10000000 %}{{ '-'.join([s, s]) }}", "would hold 20,000,001 characters");
+        Fails("{% set s = 'x' * 10000000 %}{{ '%s%s' % (s, s) }}", "would hold 20,000,000 characters");
+        Fails("{% set s = 'x' * 10000000 %}{{ '{}{}'.format(s, s) }}", "would hold 20,000,000 characters");
+        Fails("{% set s = 'x' * 10000000 %}{{ [s, s, s] | tojson }}", "characters, more than the limit");
+        // A list cannot be made to hold itself: mutating methods are unsafe in the sandbox, as jinja2's.
+        Fails("{% set l = [] %}{% set _ = l.append(l) %}{{ l | tojson }}", "unsafe");
+        Assert.Equal("a-b|k=3|x1|[\"a\", 1]", Render("{{ ['a', 'b'] | join('-') }}|{{ '%s=%d' % ('k', 3) }}|{{ 'x{}'.format(1) }}|{{ ['a', 1] | tojson }}"));
+    }
+
+    [Fact]
     public void OutputLongerThanTheLimitStops() =>
         Fails("{% set s = 'x' * 10000000 %}{% for i in range(3) %}{{ s }}{% endfor %}", "output would exceed 16,777,216 characters");
 

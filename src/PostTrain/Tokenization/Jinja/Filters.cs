@@ -57,8 +57,8 @@ public static partial class Filters
                 return StringMethods.Replace(Text(value), PyOps.Str(a.Get(0, "old", "")), PyOps.Str(a.Get(1, "new", "")), count is null ? -1 : PyOps.ToLong(count));
             case "join":
                 var attr = a.Get(1, "attribute", null);
-                var parts = PyOps.Iterate(value).Select(x => PyOps.Str(attr is null ? x : Attribute(x, attr, null)));
-                return string.Join(PyOps.Str(a.Get(0, "d", "")), parts);
+                var parts = PyOps.Iterate(value).Select(x => PyOps.Str(attr is null ? x : Attribute(x, attr, null))).ToList();
+                return Operators.Join(PyOps.Str(a.Get(0, "d", "")), parts);
             case "first":
                 var fl = PyOps.Iterate(value);
                 return fl.Count > 0 ? fl[0] : new Undefined("No first item, sequence was empty.");

@@ -39,6 +39,8 @@ public static class Json
 
     private static void Write(StringBuilder sb, object? v, bool ascii, string? ind, string itemSep, string keySep, bool sort, int level)
     {
+        // A list holding one long string many times would make a JSON text far longer than any of its parts.
+        Operators.CheckSize(sb.Length, "string");
         switch (v)
         {
             case null: sb.Append("null"); break;

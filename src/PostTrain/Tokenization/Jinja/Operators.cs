@@ -108,6 +108,13 @@ public static class Operators
         return a + b;
     }
 
+    /// <summary>Python's sep.join(parts), its size checked before it is built.</summary>
+    internal static string Join(string separator, IReadOnlyList<string> parts)
+    {
+        CheckSize(parts.Sum(p => (double)p.Length) + (double)separator.Length * Math.Max(0, parts.Count - 1), "string");
+        return string.Join(separator, parts);
+    }
+
     /// <summary>A string or list of <paramref name="size"/> characters or items is within <see cref="JinjaLimits.MaxSequenceLength"/>.</summary>
     internal static void CheckSize(double size, string what)
     {
@@ -143,13 +150,15 @@ public static class Operators
             if (c == '%') { sb.Append('%'); continue; }
             if (k >= values.Count) throw new TemplateRuntimeError("not enough arguments for format string");
             var v = values[k++];
-            sb.Append(c switch
+            var piece = c switch
             {
                 's' => PyOps.Str(v),
                 'r' => PyOps.Repr(v),
                 'd' or 'i' => PyOps.Str(v is double d ? (long)d : v),
                 _ => throw new TemplateRuntimeError($"unsupported format character '{c}'"),
-            });
+            };
+            CheckSize((double)sb.Length + piece.Length, "string");
+            sb.Append(piece);
         }
         return sb.ToString();
     }

@@ -32,8 +32,8 @@ public static class StringMethods
             return i < 0 ? throw new TemplateRuntimeError("substring not found") : (long)CpIndex(s, i);
         }),
         "count" => new("count", (_, a, _) => (long)Count(s, PyOps.Str(a[0]))),
-        "join" => new("join", (_, a, _) => string.Join(s, PyOps.Iterate(a[0]).Select(x => x is string str ? str
-            : throw new TemplateRuntimeError($"sequence item: expected str instance, {PyOps.TypeName(x)} found")))),
+        "join" => new("join", (_, a, _) => Operators.Join(s, PyOps.Iterate(a[0]).Select(x => x is string str ? str
+            : throw new TemplateRuntimeError($"sequence item: expected str instance, {PyOps.TypeName(x)} found")).ToList())),
         "format" => new("format", (_, a, kw) => Format(s, a, kw)),
         "isdigit" => new("isdigit", (_, _, _) => s.Length > 0 && s.All(char.IsDigit)),
         "isnumeric" => new("isnumeric", (_, _, _) => s.Length > 0 && s.All(char.IsDigit)),
@@ -251,7 +251,9 @@ public static class StringMethods
                 if (field.Length == 0) v = auto < args.Count ? args[auto++] : throw new TemplateRuntimeError("Replacement index out of range");
                 else if (int.TryParse(field, out int idx)) v = idx < args.Count ? args[idx] : throw new TemplateRuntimeError($"Replacement index {idx} out of range");
                 else v = kw.TryGetValue(field, out var kv) ? kv : throw new TemplateRuntimeError($"'{field}'");
-                sb.Append(PyOps.Str(v));
+                var piece = PyOps.Str(v);
+                Operators.CheckSize((double)sb.Length + piece.Length, "string");
+                sb.Append(piece);
                 i = close;
             }
             else if (c == '}')
