@@ -9,6 +9,29 @@ public class InputError : Exception
     public InputError(string message) : base(message) { }
     public InputError(string message, Exception inner) : base(message, inner) { }
 
+    /// <summary>
+    /// The error for a file that File.Exists does not see: "PATH: file not found", or, when its
+    /// directory is there but this user may not look into it, "PATH: permission denied (cannot
+    /// read DIR)" (File.Exists is false for both).
+    /// </summary>
+    public static InputError FileNotFound(string path)
+    {
+        for (var dir = Path.GetDirectoryName(Path.GetFullPath(path)); !string.IsNullOrEmpty(dir); dir = Path.GetDirectoryName(dir))
+        {
+            if (!Directory.Exists(dir)) continue;
+            try
+            {
+                _ = Directory.EnumerateFileSystemEntries(dir).Any();
+            }
+            catch (UnauthorizedAccessException)
+            {
+                return new InputError($"{path}: permission denied (cannot read {dir})");
+            }
+            break;
+        }
+        return new InputError($"{path}: file not found");
+    }
+
     /// <summary>Formats "FILE:LINE: FIELD: message" (parts that are null are left out).</summary>
     public static InputError At(string? file, long? line, string? field, string message)
     {

@@ -38,7 +38,7 @@ public static class TemplateCommand
     {
         var template = ChatTemplate.FromModelDirectory(modelDir, templateName);
         var variables = ChatTemplateKwargs.Parse(sets, "--set");
-        if (!File.Exists(inputPath)) throw new InputError($"{inputPath}: file not found");
+        if (!File.Exists(inputPath)) throw InputError.FileNotFound(inputPath);
 
         // The output is written to a temporary file and renamed (OutputFile), so an error on line
         // 737 leaves no partial output and an existing output file untouched.

@@ -41,7 +41,7 @@ public static class TokenizeCommand
     static int Run(string modelDir, string? text, string? input, string? output, bool addSpecial, bool decode, bool skipSpecial, TextWriter stdout)
     {
         if ((text is null) == (input is null)) throw new InputError("tokenize: give exactly one of --text and --input");
-        if (input is not null && !File.Exists(input)) throw new InputError($"{input}: file not found");
+        if (input is not null && !File.Exists(input)) throw InputError.FileNotFound(input);
         if (!Directory.Exists(modelDir)) throw new InputError($"{modelDir}: model directory not found");
         var tok = HfTokenizer.FromDirectory(modelDir);
 

@@ -45,7 +45,7 @@ public sealed class SafeTensorsFile : IDisposable
 
     public static SafeTensorsFile Open(string path)
     {
-        if (!File.Exists(path)) throw new InputError($"{path}: file not found");
+        if (!File.Exists(path)) throw InputError.FileNotFound(path);
         long length = new FileInfo(path).Length;
         if (length < 8) throw new InputError($"{path}: truncated safetensors file ({length} bytes, no header)");
         var map = MemoryMappedFile.CreateFromFile(path, FileMode.Open, null, 0, MemoryMappedFileAccess.Read);

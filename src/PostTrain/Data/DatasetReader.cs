@@ -26,7 +26,7 @@ public static class DatasetReader
             if (files.Count == 0) throw new InputError($"{path}: no .jsonl, .json or .parquet files in this directory");
             return files.SelectMany(ReadFile);
         }
-        if (!File.Exists(path)) throw new InputError($"{path}: file not found");
+        if (!File.Exists(path)) throw InputError.FileNotFound(path);
         return ReadFile(path);
     }
 
@@ -40,7 +40,7 @@ public static class DatasetReader
 
     public static IEnumerable<DataRecord> ReadJsonLines(string path)
     {
-        if (!File.Exists(path)) throw new InputError($"{path}: file not found");
+        if (!File.Exists(path)) throw InputError.FileNotFound(path);
         return ReadJsonLinesOf(path);
     }
 

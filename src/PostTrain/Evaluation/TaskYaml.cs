@@ -62,7 +62,7 @@ public sealed class TaskYaml
             return LoadSource("builtin:" + nameOrPath + ".yaml", []);
         if (!nameOrPath.EndsWith(".yaml", StringComparison.OrdinalIgnoreCase) && !nameOrPath.EndsWith(".yml", StringComparison.OrdinalIgnoreCase))
             throw new InputError($"--tasks: '{nameOrPath}' is neither a built-in task ({string.Join(", ", BuiltInNames)}) nor a .yaml file");
-        if (!System.IO.File.Exists(nameOrPath)) throw new InputError($"{nameOrPath}: file not found");
+        if (!System.IO.File.Exists(nameOrPath)) throw InputError.FileNotFound(nameOrPath);
         return LoadSource(nameOrPath, []);
     }
 

@@ -70,7 +70,7 @@ public sealed class ModelConfig
     /// <summary>Reads config.json; a missing or malformed key is an error naming the file and key.</summary>
     public static ModelConfig Load(string path)
     {
-        if (!File.Exists(path)) throw new InputError($"{path}: file not found");
+        if (!File.Exists(path)) throw InputError.FileNotFound(path);
         JsonObject raw;
         try
         {

@@ -149,7 +149,7 @@ public sealed class HfTokenizer
     public static HfTokenizer FromDirectory(string dir)
     {
         var path = Path.Combine(dir, "tokenizer.json");
-        if (!File.Exists(path)) throw new InputError($"{path}: file not found");
+        if (!File.Exists(path)) throw InputError.FileNotFound(path);
         HfTokenizer tok;
         using (var doc = ParseJson(path))
         {

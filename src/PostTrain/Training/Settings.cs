@@ -128,7 +128,7 @@ public static class YamlSettings
     /// <summary>The top-level scalar keys of a YAML mapping, with their values (null for null/~/empty) and lines.</summary>
     public static IEnumerable<(string Name, string? Value, long Line)> Read(string path)
     {
-        if (!File.Exists(path)) throw new InputError($"{path}: file not found");
+        if (!File.Exists(path)) throw InputError.FileNotFound(path);
         var stream = new YamlStream();
         try
         {

@@ -256,6 +256,71 @@ public class FaultTests(ITestOutputHelper output)
         }
     }
 
+    /// <summary>
+    /// Paths a non-root user may not use: the CLI run out of process as nobody (setpriv, when the
+    /// tests run as root; skipped with a message otherwise). Each is one line naming the path, exit 2.
+    /// </summary>
+    [Fact]
+    [Trait("Category", "Slow")]
+    public void PathsANonRootUserMayNotUseAreOneLineErrors()
+    {
+        if (!OperatingSystem.IsLinux() || Environment.UserName != "root" || !File.Exists("/usr/bin/setpriv"))
+        {
+            output.WriteLine("not root or no setpriv: the non-root cases are skipped");
+            return;
+        }
+        var (root, model) = CliRunner.TinyModel();
+        var data = Data(root);
+        foreach (var dir in new[] { root, Path.GetDirectoryName(root)! })
+            File.SetUnixFileMode(dir, File.GetUnixFileMode(dir) | UnixFileMode.OtherRead | UnixFileMode.OtherExecute);
+        var locked = Path.Combine(root, "locked");
+        Directory.CreateDirectory(locked);
+        File.SetUnixFileMode(locked, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.OtherRead | UnixFileMode.OtherExecute);
+        var secret = Path.Combine(root, "secret-model");
+        Directory.CreateDirectory(secret);
+        foreach (var f in Directory.GetFiles(model)) File.Copy(f, Path.Combine(secret, Path.GetFileName(f)));
+        File.SetUnixFileMode(secret, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        // A run that root made: nobody may read it but not write in it.
+        var run = Path.Combine(root, "run");
+        var (code, _, stderr) = CliRunner.Run(Sft(model, data, run, "--max-steps", "2", "--save-steps", "1"));
+        Assert.True(code == 0, stderr);
+        var prompts = Path.Combine(root, "prompts.jsonl");
+        File.WriteAllText(prompts, "{\"prompt_ids\": [1, 2, 3]}\n");
+
+        (int, string) AsNobody(params string[] args)
+        {
+            var info = new ProcessStartInfo("/usr/bin/setpriv") { UseShellExecute = false, RedirectStandardError = true, RedirectStandardOutput = true };
+            foreach (var a in new[] { "--reuid=65534", "--regid=65534", "--clear-groups", "--",
+                         Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host ? host : "dotnet",
+                         Path.Combine(AppContext.BaseDirectory, "PostTrain.Cli.dll") }.Concat(args))
+                info.ArgumentList.Add(a);
+            info.Environment["HOME"] = "/tmp";
+            info.Environment["DOTNET_CLI_HOME"] = "/tmp";
+            foreach (var name in info.Environment.Keys.Where(k => k.StartsWith("MSBuild", StringComparison.OrdinalIgnoreCase)).ToList()) info.Environment.Remove(name);
+            using var p = Process.Start(info)!;
+            var err = p.StandardError.ReadToEndAsync();
+            p.StandardOutput.ReadToEnd();
+            p.WaitForExit();
+            return (p.ExitCode, err.Result);
+        }
+        void Refused((int Code, string Stderr) result, string path)
+        {
+            output.WriteLine(result.Stderr);
+            Assert.Equal(2, result.Code);
+            OneLine(result.Stderr);
+            Assert.Single(result.Stderr.Trim().Split('\n'));
+            Assert.StartsWith("error: ", result.Stderr);
+            Assert.Contains(path, result.Stderr);
+        }
+        Refused(AsNobody(Sft(model, data, Path.Combine(locked, "new-run"), "--max-steps", "1")), locked);
+        Refused(AsNobody("generate", "--model", model, "--input", prompts, "--output", Path.Combine(locked, "out.jsonl"), "--max-new-tokens", "2"), locked);
+        Refused(AsNobody(Sft(model, data, run, "--max-steps", "3", "--resume")), run);
+        var unreadable = AsNobody("generate", "--model", secret, "--input", prompts, "--max-new-tokens", "2");
+        Refused(unreadable, secret);
+        Assert.Contains("permission denied", unreadable.Item2); // not "file not found": the file is there
+        Assert.Empty(Directory.GetFileSystemEntries(locked));
+    }
+
     static bool Command(string file, params string[] args)
     {
         try
