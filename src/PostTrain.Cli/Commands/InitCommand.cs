@@ -35,6 +35,10 @@ public static class InitCommand
         command.SetAction(result => Verbs.Guard(result, stdout =>
         {
             var architecture = ModelConfig.ParseArchitecture(result.GetValue(arch)!, field: "--arch");
+            // Before any work (a real preset takes seconds to initialise): the save would refuse it.
+            var outputDir = result.GetValue(output)!;
+            if (!result.GetValue(overwrite) && Directory.Exists(outputDir) && Directory.EnumerateFileSystemEntries(outputDir).Any())
+                throw new InputError($"{outputDir}: output directory exists and is not empty (--overwrite replaces it)");
             var p = Preset.Get(result.GetValue(preset)!, architecture);
             var tokenizerDir = result.GetValue(tokenizer);
             HfTokenizer? tok = tokenizerDir is null ? null : HfTokenizer.FromDirectory(tokenizerDir);

@@ -36,6 +36,18 @@ public class InitAndLogprobsTests
     }
 
     [Fact]
+    public void InitRefusesANonEmptyOutputBeforeAnyOtherWork()
+    {
+        var dir = TestModels.TempDir();
+        File.WriteAllText(Path.Combine(dir, "notes.txt"), "mine");
+        // A shape that could not even be allocated: the output is refused first, in no time.
+        var (code, _, stderr) = CliRunner.Run("init", "--arch", "qwen2", "--preset", "qwen2.5-0.5b", "--layers", "100000000", "--output", dir);
+        Assert.Equal(2, code);
+        Assert.Equal($"error: {dir}: output directory exists and is not empty (--overwrite replaces it)", stderr.Trim());
+        Assert.Equal(["notes.txt"], Directory.GetFileSystemEntries(dir).Select(Path.GetFileName));
+    }
+
+    [Fact]
     public void InitShapeOptionsAndBf16()
     {
         var dir = InitTiny("qwen3", "--layers", "3", "--hidden-size", "48", "--heads", "6", "--kv-heads", "3",
