@@ -340,13 +340,30 @@ public class TrainingLoopTests
         var dir = TestModels.TempDir();
         using var model = Tiny(6);
         using var cancelled = new CancellationTokenSource();
-        cancelled.Cancel();
-        var result = new Trainer<TokenizedSequence>(model, new SftMethod(), data, null, new SftOptions { BatchSize = 4, Epochs = 3, SaveSteps = 0 }, dir, null)
-            .Train(TextWriter.Null, stop: cancelled.Token);
+        // Ctrl-C during step 1 (here: when its progress line is printed).
+        var console = new CancelOnLine(cancelled, "step 1/");
+        var result = new Trainer<TokenizedSequence>(model, new SftMethod(), data, null, new SftOptions { BatchSize = 4, Epochs = 3, SaveSteps = 0, LoggingSteps = 1 }, dir, null)
+            .Train(console, stop: cancelled.Token);
         Assert.True(result.Interrupted);
         Assert.Equal(1, result.Steps);
         Assert.Equal([1], Trainer<TokenizedSequence>.Checkpoints(dir).Select(c => c.Step));
         Assert.False(File.Exists(Path.Combine(dir, "model.safetensors")));
+        // Cancelled before training starts (while loading): no step, nothing written.
+        var before = TestModels.TempDir();
+        result = new Trainer<TokenizedSequence>(model, new SftMethod(), data, null, new SftOptions { BatchSize = 4, Epochs = 3, SaveSteps = 0 }, before, null)
+            .Train(TextWriter.Null, stop: cancelled.Token);
+        Assert.True(result.Interrupted);
+        Assert.Equal(0, result.Steps);
+        Assert.Empty(Directory.GetFileSystemEntries(before));
+    }
+
+    sealed class CancelOnLine(CancellationTokenSource cancel, string trigger) : StringWriter
+    {
+        public override void WriteLine(string? value)
+        {
+            base.WriteLine(value);
+            if (value?.Contains(trigger) == true) cancel.Cancel();
+        }
     }
 
     [Theory]
