@@ -400,13 +400,7 @@ public sealed class OpenAiServer : IAsyncDisposable
             if (tokenIds) choice["token_ids"] = new JsonArray(t.TokenId);
             await Send(context, Chunk([choice]), cancel.Token);
         })) return;
-        if (usage)
-        {
-            var last = Chunk([]);
-            last["usage"] = Usage();
-            await Send(context, last, cancel.Token);
-        }
-        await Done(context, cancel.Token);
+        await Finish(context, usage ? Chunk([]) : null, Usage(), cancel.Token);
     }
 
     static void Record(Choice[] choices, int k, int n, EngineEvent e)
@@ -595,13 +589,7 @@ public sealed class OpenAiServer : IAsyncDisposable
             if (tokenIds) choice["token_ids"] = new JsonArray(t.TokenId);
             await Send(context, Chunk([choice]), cancel.Token);
         })) return;
-        if (usage)
-        {
-            var last = Chunk([]);
-            last["usage"] = Usage();
-            await Send(context, last, cancel.Token);
-        }
-        await Done(context, cancel.Token);
+        await Finish(context, usage ? Chunk([]) : null, Usage(), cancel.Token);
     }
 
     // OpenAI's tool_calls: [{"id", "type": "function", "function": {"name", "arguments": JSON text}}] (streamed with their index).
@@ -662,6 +650,17 @@ public sealed class OpenAiServer : IAsyncDisposable
     }
 
     static Task Done(HttpContext context, CancellationToken cancel) => context.Response.WriteAsync("data: [DONE]\n\n", cancel);
+
+    // A stream's end: the usage chunk when stream_options.include_usage asked for it, then [DONE].
+    static async Task Finish(HttpContext context, JsonObject? usageChunk, JsonObject usage, CancellationToken cancel)
+    {
+        if (usageChunk is not null)
+        {
+            usageChunk["usage"] = usage;
+            await Send(context, usageChunk, cancel);
+        }
+        await Done(context, cancel);
+    }
 
     // Streams the merged events; a failure after the headers went out is sent as an error event
     // (as vLLM does), then [DONE].

@@ -233,20 +233,24 @@ public static class PeftAdapter
     /// <paramref name="model"/> carries (same layers, shapes and dtype; no gradient): by module
     /// name, each layer's A and B. The caller owns (and disposes) the tensors.
     /// </summary>
-    public static Dictionary<string, (Tensor A, Tensor B)> ReadCopy(CausalLM model, string dir)
+    public static Dictionary<string, (Tensor A, Tensor B)> ReadCopy(CausalLM model, string dir) =>
+        ReadLayers(model, dir, model.Projections().Where(p => p.Projection.Adapter is not null)
+            .Select(p => (p.Name, zeros_like(p.Projection.Adapter!.Value.A).DetachFromDisposeScope(), zeros_like(p.Projection.Adapter!.Value.B).DetachFromDisposeScope())));
+
+    // Reads each layer's lora_A and lora_B from DIR into the tensors given for it (allocated as
+    // they are enumerated); on an error, every tensor made so far is disposed.
+    static Dictionary<string, (Tensor A, Tensor B)> ReadLayers(CausalLM model, string dir, IEnumerable<(string Name, Tensor A, Tensor B)> layers)
     {
         var copy = new Dictionary<string, (Tensor A, Tensor B)>(StringComparer.Ordinal);
         var targets = new Dictionary<string, Tensor>(StringComparer.Ordinal);
-        foreach (var (name, projection) in model.Projections())
-            if (projection.Adapter is { } ab)
-            {
-                var pair = (zeros_like(ab.A).DetachFromDisposeScope(), zeros_like(ab.B).DetachFromDisposeScope());
-                copy[name] = pair;
-                targets[$"{Prefix}{name}.lora_A.weight"] = pair.Item1;
-                targets[$"{Prefix}{name}.lora_B.weight"] = pair.Item2;
-            }
         try
         {
+            foreach (var (name, a, b) in layers)
+            {
+                copy[name] = (a, b);
+                targets[$"{Prefix}{name}.lora_A.weight"] = a;
+                targets[$"{Prefix}{name}.lora_B.weight"] = b;
+            }
             CopyInto(model, dir, targets);
         }
         catch
@@ -276,29 +280,8 @@ public static class PeftAdapter
         CheckRank(path, config);
         var layers = model.Projections().Where(p => config.Targets(p.Name)).ToList();
         if (layers.Count == 0) throw new InputError($"{Path.Combine(dir, ConfigFile)}: target_modules: no linear layer of this {model.Config.ModelType} model matches");
-        var weights = new Dictionary<string, (Tensor A, Tensor B)>(StringComparer.Ordinal);
-        var targets = new Dictionary<string, Tensor>(StringComparer.Ordinal);
-        using (var scope = NewDisposeScope())
-            foreach (var (name, layer) in layers)
-            {
-                var pair = (zeros(config.R, layer.InFeatures).DetachFromDisposeScope(), zeros(layer.OutFeatures, config.R).DetachFromDisposeScope());
-                weights[name] = pair;
-                targets[$"{Prefix}{name}.lora_A.weight"] = pair.Item1;
-                targets[$"{Prefix}{name}.lora_B.weight"] = pair.Item2;
-            }
-        try
-        {
-            CopyInto(model, dir, targets);
-        }
-        catch
-        {
-            foreach (var (a, b) in weights.Values)
-            {
-                a.Dispose();
-                b.Dispose();
-            }
-            throw;
-        }
+        var weights = ReadLayers(model, dir, layers.Select(l =>
+            (l.Name, zeros(config.R, l.Projection.InFeatures).DetachFromDisposeScope(), zeros(l.Projection.OutFeatures, config.R).DetachFromDisposeScope())));
         return (config, weights);
     }
 

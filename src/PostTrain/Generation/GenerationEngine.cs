@@ -234,16 +234,20 @@ public sealed class GenerationEngine
     // the earliest one.
     bool FindStop(Row row, IReadOnlyList<string> stops)
     {
-        var text = decode!(row.Tokens);
+        row.Text = CutAtStop(decode!(row.Tokens), stops);
+        return row.Text is not null;
+    }
+
+    /// <summary>The text before the earliest stop string in it, or null when it holds none.</summary>
+    internal static string? CutAtStop(string text, IReadOnlyList<string> stops)
+    {
         int at = -1;
         foreach (var s in stops)
         {
             int i = text.IndexOf(s, StringComparison.Ordinal);
             if (i >= 0 && (at < 0 || i < at)) at = i;
         }
-        if (at < 0) return false;
-        row.Text = text[..at];
-        return true;
+        return at < 0 ? null : text[..at];
     }
 
     static Tensor PresenceOf(int[][] prompts, int vocab)

@@ -581,16 +581,8 @@ public sealed class ServingEngine : IDisposable
 
     bool FindStop(Row row, IReadOnlyList<string> stops)
     {
-        var text = decode!(row.Tokens);
-        int at = -1;
-        foreach (var s in stops)
-        {
-            int i = text.IndexOf(s, StringComparison.Ordinal);
-            if (i >= 0 && (at < 0 || i < at)) at = i;
-        }
-        if (at < 0) return false;
-        row.Text = text[..at];
-        return true;
+        row.Text = GenerationEngine.CutAtStop(decode!(row.Tokens), stops);
+        return row.Text is not null;
     }
 
     // The active rows by adapter: (rows, adapter), rows null when one adapter serves them all.
