@@ -168,10 +168,21 @@ public static class DatasetReader
             foreach (var dict in data)
             {
                 row++;
-                yield return new DataRecord(path, row, (JsonObject)ToJson(dict)!, IsRow: true);
+                JsonObject value;
+                try
+                {
+                    value = (JsonObject)ToJson(dict)!;
+                }
+                catch (DecoderFallbackException)
+                {
+                    throw new InputError($"{path}: row {row}: a binary value is not UTF-8 text");
+                }
+                yield return new DataRecord(path, row, value, IsRow: true);
             }
         }
     }
+
+    static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
 
     /// <summary>Parquet values (nested dictionaries, lists, primitives) as JSON.</summary>
     static JsonNode? ToJson(object? value) => value switch
@@ -181,7 +192,8 @@ public static class DatasetReader
         bool b => JsonValue.Create(b),
         IDictionary d => new JsonObject(d.Keys.Cast<object>().Select(k =>
             new KeyValuePair<string, JsonNode?>(k.ToString()!, ToJson(d[k])))),
-        byte[] bytes => JsonValue.Create(Encoding.UTF8.GetString(bytes)),
+        // A binary column read as text: strictly (string columns are decoded by Parquet.Net itself).
+        byte[] bytes => JsonValue.Create(StrictUtf8.GetString(bytes)),
         IEnumerable list => new JsonArray(list.Cast<object?>().Select(ToJson).ToArray()),
         DateTime t => JsonValue.Create(t.ToString("O")),
         DateTimeOffset t => JsonValue.Create(t.ToString("O")),

@@ -75,6 +75,24 @@ public class DatasetReaderTests
         Assert.Equal(new DatasetFormat(DatasetKind.LanguageModeling, true), dataset.Format);
     }
 
+    public sealed class BinaryRow
+    {
+        public byte[]? prompt { get; set; }
+    }
+
+    [Fact]
+    public async Task ParquetBinaryValuesAreReadAsUtf8AndBadBytesNameTheRow()
+    {
+        var dir = TestModels.TempDir();
+        var good = Path.Combine(dir, "good.parquet");
+        await ParquetSerializer.SerializeAsync(new[] { new BinaryRow { prompt = System.Text.Encoding.UTF8.GetBytes("héllo") } }, good);
+        Assert.Equal("héllo", DatasetReader.Read(good).Single().Value["prompt"]!.GetValue<string>());
+        var bad = Path.Combine(dir, "bad.parquet");
+        await ParquetSerializer.SerializeAsync(new[] { new BinaryRow { prompt = [0x61] }, new BinaryRow { prompt = [0x61, 0xFF, 0x62] } }, bad);
+        var e = Assert.Throws<InputError>(() => DatasetReader.Read(bad).ToList());
+        Assert.Equal($"{bad}: row 2: a binary value is not UTF-8 text", e.Message);
+    }
+
     [Fact]
     public void MissingPathAndEmptyDirectoryAreErrors()
     {
