@@ -71,6 +71,19 @@ public class TemplateLimitsTests
     }
 
     [Fact]
+    public void ManyStringsUnderTheSizeLimitCannotAddUpToGigabytes()
+    {
+        // Each macro call's output is 10M characters, under the per-string limit; thirty of them are 300M.
+        Fails("{% macro m() %}{{ 'x' * 10000000 }}{% endmacro %}{% set l = [" + string.Join(", ", Enumerable.Repeat("m()", 30)) + "] %}{{ l | length }}",
+            "builds more than 268,435,456 characters in all");
+        Fails("{% set s = 'x' * 16000000 %}{% set ns = namespace(l=[]) %}{% for i in range(20) %}{% set ns.l = ns.l + [s ~ i] %}{% endfor %}",
+            "builds more than 268,435,456 characters in all");
+        // Ordinary templates build a little and render as before, twice in a row.
+        Assert.Equal("xx|3", Render("{{ 'x' * 2 }}|{{ ['a', 'b', 'c'] | length }}"));
+        Assert.Equal("xx|3", Render("{{ 'x' * 2 }}|{{ ['a', 'b', 'c'] | length }}"));
+    }
+
+    [Fact]
     public void OutputLongerThanTheLimitStops() =>
         Fails("{% set s = 'x' * 10000000 %}{% for i in range(3) %}{{ s }}{% endfor %}", "output would exceed 16,777,216 characters");
 

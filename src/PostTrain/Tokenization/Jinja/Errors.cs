@@ -42,6 +42,15 @@ public static class JinjaLimits
     public const long MaxLoopIterations = 1_000_000;
     /// <summary>Characters of a string, or items of a list, that +, ~ or * may build.</summary>
     public const long MaxSequenceLength = 1 << 24;
+    /// <summary>
+    /// Characters a render may build in all (strings from + ~ * % join format replace padding,
+    /// and the output of every macro call, {% set %} and filter block), so that many strings each
+    /// under <see cref="MaxSequenceLength"/> cannot add up to gigabytes. It counts what is built,
+    /// not what stays alive, so it is generous: a template that appends each message to a string
+    /// with + builds the square of a conversation's length (a 10 MB conversation in 1,000 turns
+    /// builds about 5 G characters and would stop here).
+    /// </summary>
+    public const long MaxCharsBuilt = 1L << 28;
     /// <summary>Nesting of expressions and blocks in the parser, and of macro calls when rendering.</summary>
     public const int MaxDepth = 500;
 }

@@ -93,6 +93,7 @@ public sealed class Interpreter
         foreach (var (k, v) in Builtins.Globals) globals.Vars[k] = v;
         var top = new Scope(globals);
         foreach (var (k, v) in context) top.Vars[k] = v;
+        using var counting = Operators.CountBuilt();
         Exec(body, top);
         return _root.ToString();
     }
@@ -106,6 +107,7 @@ public sealed class Interpreter
     {
         if ((long)Out.Length + text.Length > JinjaLimits.MaxOutputChars)
             throw new TemplateRuntimeError($"the template's output would exceed {JinjaLimits.MaxOutputChars:N0} characters");
+        Operators.Built(text.Length);
         Out.Append(text);
     }
 

@@ -120,6 +120,32 @@ public static class Operators
     {
         if (size > JinjaLimits.MaxSequenceLength)
             throw new TemplateRuntimeError($"the {what} would hold {size:N0} {(what == "string" ? "characters" : "items")}, more than the limit of {JinjaLimits.MaxSequenceLength:N0}");
+        if (what == "string") Built(size);
+    }
+
+    // Characters built by the render running on this thread (see JinjaLimits.MaxCharsBuilt); null outside a render.
+    [ThreadStatic] static double? t_built;
+
+    /// <summary>Counts characters a render builds against <see cref="JinjaLimits.MaxCharsBuilt"/>.</summary>
+    internal static void Built(double chars)
+    {
+        if (t_built is not { } built) return;
+        t_built = built + chars;
+        if (t_built > JinjaLimits.MaxCharsBuilt)
+            throw new TemplateRuntimeError($"the template builds more than {JinjaLimits.MaxCharsBuilt:N0} characters in all");
+    }
+
+    /// <summary>Starts counting for one render on this thread; disposing stops (and restores an enclosing render's count).</summary>
+    internal static IDisposable CountBuilt()
+    {
+        var outer = t_built;
+        t_built = 0;
+        return new Restore(() => t_built = outer);
+    }
+
+    sealed class Restore(Action undo) : IDisposable
+    {
+        public void Dispose() => undo();
     }
 
     private static string Repeat(string s, long n)
