@@ -65,6 +65,8 @@ public sealed class OpenAiServer : IAsyncDisposable
     /// <summary>Starts listening; the adapters in <paramref name="adapters"/> (name, directory) are loaded first.</summary>
     public static async Task<OpenAiServer> StartAsync(ServedModel served, ServerOptions options, IEnumerable<(string Name, string Dir)>? adapters = null)
     {
+        if (options.ToolCallParser is not (null or "hermes"))
+            throw new InputError($"--tool-call-parser: '{options.ToolCallParser}' is not known (hermes: Qwen's and Hermes' <tool_call> blocks)");
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = options.ShutdownTimeout);
@@ -77,8 +79,6 @@ public sealed class OpenAiServer : IAsyncDisposable
                 : throw new InputError($"--host: '{options.Host}' is not an IP address (use 127.0.0.1, 0.0.0.0 or ::)");
             k.Listen(ip, options.Port);
         });
-        if (options.ToolCallParser is not (null or "hermes"))
-            throw new InputError($"--tool-call-parser: '{options.ToolCallParser}' is not known (hermes: Qwen's and Hermes' <tool_call> blocks)");
         var app = builder.Build();
         var server = new OpenAiServer(app, served, options.ToolCallParser is not null);
         foreach (var (name, dir) in adapters ?? [])
@@ -593,7 +593,7 @@ public sealed class OpenAiServer : IAsyncDisposable
     }
 
     // OpenAI's tool_calls: [{"id", "type": "function", "function": {"name", "arguments": JSON text}}] (streamed with their index).
-    static JsonArray ToolCalls(IEnumerable<Microsoft.Extensions.AI.FunctionCallContent> calls, bool withIndex)
+    internal static JsonArray ToolCalls(IEnumerable<Microsoft.Extensions.AI.FunctionCallContent> calls, bool withIndex)
     {
         var list = new JsonArray();
         int i = 0;

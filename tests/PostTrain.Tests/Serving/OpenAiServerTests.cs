@@ -280,6 +280,38 @@ public class OpenAiServerTests
     }
 
     [Fact]
+    public async Task TheHermesToolCallParserGivesOpenAisToolCallsAndLeavesPlainAnswersAlone()
+    {
+        // The shape of the calls: OpenAI's, arguments as JSON text, an index when streamed.
+        var parsed = PostTrainChatClient.ParseToolCalls("""<tool_call>{"name": "get_weather", "arguments": {"city": "Paris"}}</tool_call>""")!;
+        var calls = OpenAiServer.ToolCalls(parsed.Calls, withIndex: true);
+        var call = Assert.Single(calls)!;
+        Assert.Equal("function", call["type"]!.GetValue<string>());
+        Assert.Equal("get_weather", call["function"]!["name"]!.GetValue<string>());
+        Assert.Equal("""{"city":"Paris"}""", call["function"]!["arguments"]!.GetValue<string>());
+        Assert.StartsWith("call_", call["id"]!.GetValue<string>());
+        Assert.Equal(0, call["index"]!.GetValue<int>());
+
+        // A random model does not call tools: with the parser on, its answer is the text it gives without.
+        var (_, model) = CliRunner.TinyModel("qwen3");
+        using var served = ServedModel.Load(model, options: new ServingEngineOptions { MaxBatch = 4, MaxModelLength = 256 }, name: "tiny");
+        await using var plain = await OpenAiServer.StartAsync(served, new ServerOptions { Port = 0, HandleSignals = false });
+        const string body = """{"messages":[{"role":"user","content":"weather?"}],"tools":[{"type":"function","function":{"name":"get_weather","parameters":{"type":"object"}}}],"max_tokens":12,"temperature":0}""";
+        var (_, expected) = await Post(plain, "v1/chat/completions", body);
+        await plain.StopAsync();
+        using var served2 = ServedModel.Load(model, options: new ServingEngineOptions { MaxBatch = 4, MaxModelLength = 256 }, name: "tiny");
+        await using var parsing = await OpenAiServer.StartAsync(served2, new ServerOptions { Port = 0, HandleSignals = false, ToolCallParser = "hermes" });
+        var (status, json) = await Post(parsing, "v1/chat/completions", body);
+        Assert.Equal(HttpStatusCode.OK, status);
+        var message = json!["choices"]![0]!["message"]!;
+        Assert.Equal(expected!["choices"]![0]!["message"]!["content"]!.GetValue<string>(), message["content"]!.GetValue<string>());
+        Assert.Empty(message["tool_calls"]!.AsArray());
+        Assert.NotEqual("tool_calls", json["choices"]![0]!["finish_reason"]!.GetValue<string>());
+        var unknown = await Assert.ThrowsAsync<InputError>(() => OpenAiServer.StartAsync(served2, new ServerOptions { Port = 0, HandleSignals = false, ToolCallParser = "mistral" }));
+        Assert.Contains("--tool-call-parser", unknown.Message);
+    }
+
+    [Fact]
     [Trait("Category", "Slow")]
     public async Task SigtermFinishesRequestsInFlightAndExitsZero()
     {
