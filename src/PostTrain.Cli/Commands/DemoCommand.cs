@@ -11,8 +11,9 @@ namespace PostTrain.Cli.Commands;
 /// `posttrain demo`: post-training in miniature. A small Qwen3-architecture model with a
 /// tokenizer learned from the demo's corpus is pre-trained on made-up facts, then taught to
 /// follow instructions (SFT), to call itself Orca instead of Qwen (DPO), and to get held-out
-/// arithmetic right more often (GRPO with the math reward); after each stage the same held-out
-/// evaluation runs. Every stage is an ordinary `posttrain` command run in-process, recorded in
+/// arithmetic right more often (GRPO with the math reward), and, beside GRPO from the same DPO
+/// model, PPO with a reward model trained on the DPO model's own answers scored by the math
+/// checker; after each stage the same held-out evaluation runs. Every stage is an ordinary `posttrain` command run in-process, recorded in
 /// OUTPUT/report.md so it can be repeated by hand.
 /// </summary>
 public static class DemoCommand
@@ -20,18 +21,24 @@ public static class DemoCommand
     const string Marker = ".posttrain-demo";
 
     /// <summary>Step counts and sizes of a full and a --quick demo.</summary>
-    sealed record Plan(int PretrainEpochs, int SftEpochs, int DpoSteps, int GrpoSteps, int Hidden, int Layers, int Intermediate, int Merges, int EvalLimit);
+    sealed record Plan(int PretrainEpochs, int SftEpochs, int DpoSteps, int GrpoSteps, int RewardPrompts, int RewardSamples, int RewardEpochs, int PpoRollouts, int PpoBatch,
+        int Hidden, int Layers, int Intermediate, int Merges, int EvalLimit);
 
-    static readonly Plan Full = new(PretrainEpochs: 30, SftEpochs: 20, DpoSteps: 40, GrpoSteps: 150, Hidden: 128, Layers: 4, Intermediate: 384, Merges: 400, EvalLimit: 0);
-    static readonly Plan Quick = new(PretrainEpochs: 1, SftEpochs: 1, DpoSteps: 2, GrpoSteps: 2, Hidden: 32, Layers: 1, Intermediate: 64, Merges: 50, EvalLimit: 4);
+    static readonly Plan Full = new(PretrainEpochs: 30, SftEpochs: 20, DpoSteps: 40, GrpoSteps: 150, RewardPrompts: 0, RewardSamples: 8, RewardEpochs: 2, PpoRollouts: 30, PpoBatch: 64,
+        Hidden: 128, Layers: 4, Intermediate: 384, Merges: 400, EvalLimit: 0);
+    static readonly Plan Quick = new(PretrainEpochs: 1, SftEpochs: 1, DpoSteps: 2, GrpoSteps: 2, RewardPrompts: 8, RewardSamples: 2, RewardEpochs: 1, PpoRollouts: 1, PpoBatch: 16,
+        Hidden: 32, Layers: 1, Intermediate: 64, Merges: 50, EvalLimit: 4);
+
+    /// <summary>PPO's optimiser steps per rollout (--num-ppo-epochs; one mini-batch each).</summary>
+    const int PpoEpochs = 4;
 
     public static Command Create()
     {
         var output = new Option<string>("--output") { Description = "Directory for the demo's runs and report (a previous demo there is replaced)", DefaultValueFactory = _ => "runs/demo" };
         var seed = new Option<int>("--seed") { Description = "Seed of the data, the model and every stage", DefaultValueFactory = _ => 0 };
         var quick = new Option<bool>("--quick") { Description = "Tiny sizes and step counts: every stage and artifact in seconds, no real learning" };
-        var lora = new Option<bool>("--lora") { Description = "SFT, DPO and GRPO as LoRA stages (each stage's adapter merged into the next stage's base)" };
-        var command = new Command("demo", "Post-training in miniature: pre-training, SFT, DPO and GRPO on a small model, evaluated after every stage") { output, seed, quick, lora };
+        var lora = new Option<bool>("--lora") { Description = "SFT, DPO, GRPO and PPO as LoRA stages (each stage's adapter merged into the next stage's base)" };
+        var command = new Command("demo", "Post-training in miniature: pre-training, SFT, DPO, then GRPO and (beside it) PPO with a trained reward model, on a small model, evaluated after every stage") { output, seed, quick, lora };
         command.SetAction(result => Verbs.Guard(result, stdout =>
         {
             var stderr = result.InvocationConfiguration.Error;
@@ -72,6 +79,8 @@ public static class DemoCommand
         WriteJsonl(P("data", "arithmetic_practised.jsonl"), Limit(data.PractisedArithmeticTest(), plan.EvalLimit));
         WriteJsonl(P("data", "identity.jsonl"), Limit(data.IdentityTest(), plan.EvalLimit));
         WriteJsonl(P("data", "capitals.jsonl"), Limit(data.CapitalsTest(), plan.EvalLimit));
+        var rewardPrompts = Limit(data.RewardModelPrompts(), plan.RewardPrompts).ToList();
+        WriteJsonl(P("data", "reward_prompts.jsonl"), rewardPrompts.Select(r => new JsonObject { ["messages"] = r["messages"]!.DeepClone() }));
         foreach (var (name, text) in DemoTasks.Files) File.WriteAllText(P("tasks", name + ".yaml"), text);
         stdout.WriteLine($"{pretrain.Count} pre-training documents, {sft.Count} SFT conversations, {preferences.Count} preference pairs, " +
                          $"{data.RlPairs.Count} GRPO prompts; held out: {data.HeldOutPairs.Count} addition problems, 10 identity questions, 24 capitals");
@@ -158,21 +167,45 @@ public static class DemoCommand
             "--beta", "0.1", "--logging-steps", "5", "--save-steps", "0", "--log-completions-steps", "20", "--seed", s, .. loraArgs]);
         Evaluate("grpo", lora ? dpoModel : P("grpo"), lora ? P("grpo") : null, P("grpo"), mark);
 
-        // Each stage against the one before, document by document (paired differences, intervals, tests).
+        // 4. PPO, also from the DPO model, beside GRPO: the DPO model answers the GRPO problems (in wordings of
+        // their own) several times; the math checker splits its answers into right and wrong, which make the
+        // preference pairs of a reward model; PPO then trains on GRPO's prompts with that model as its only reward
+        // (the math reward rides along with weight 0, so completions.jsonl shows how often the answers are right).
+        stdout.WriteLine("== 4. PPO: arithmetic from a trained reward model");
+        mark = commands.Count;
+        Posttrain("generate", "--model", dpoModel, "--input", P("data", "reward_prompts.jsonl"), "--output", P("data", "reward_samples.jsonl"),
+            "--n", $"{plan.RewardSamples}", "--temperature", "1.0", "--top-k", "0", "--max-new-tokens", "24", "--batch-size", "64", "--seed", s);
+        var sampled = File.ReadLines(P("data", "reward_samples.jsonl"))
+            .Select(l => (IReadOnlyList<string>)JsonNode.Parse(l)!["completions"]!.AsArray().Select(c => c!["text"]!.GetValue<string>()).ToList()).ToList();
+        var rewardPairs = DemoData.SampledPreferences(rewardPrompts, sampled, perPrompt: 4);
+        if (rewardPairs.Count == 0) throw new InputError("demo: no sampled answer to the reward model's prompts was wrong, so there are no preference pairs to train it on");
+        WriteJsonl(P("data", "reward.jsonl"), rewardPairs);
+        stdout.WriteLine($"{rewardPairs.Count} preference pairs (right answer chosen, wrong one rejected) from {sampled.Sum(x => x.Count)} sampled answers");
+        Posttrain("reward", "--model", dpoModel, "--data", P("data", "reward.jsonl"), "--output", P("reward"), "--epochs", $"{plan.RewardEpochs}",
+            "--batch-size", "16", "--learning-rate", "1e-4", "--lr-scheduler", "cosine", "--warmup-ratio", "0.05", "--logging-steps", "5",
+            "--save-steps", "0", "--seed", s);
+        Posttrain(["ppo", "--model", dpoModel, "--data", P("data", "grpo.jsonl"), "--output", P("ppo"), "--max-steps", $"{plan.PpoRollouts * PpoEpochs}",
+            "--reward", "model,math", "--reward-model", P("reward"), "--reward-weights", "1,0", "--batch-size", $"{plan.PpoBatch}", "--num-ppo-epochs", $"{PpoEpochs}",
+            "--max-completion-length", "24", "--temperature", "1.0", "--learning-rate", lora ? "1e-3" : "1e-4", "--kl-coef", "0.05",
+            "--logging-steps", $"{PpoEpochs}", "--save-steps", "0", "--log-completions-steps", "1", "--seed", s, .. loraArgs]);
+        Evaluate("ppo", lora ? dpoModel : P("ppo"), lora ? P("ppo") : null, P("ppo"), mark);
+
+        // Each stage against the one it started from, document by document (paired differences, intervals, tests).
         var comparisons = new List<(string Title, string Command, string Dir)>();
         for (int i = 1; i < stages.Count; i++)
         {
-            var dir = P("compare", $"{stages[i - 1].Name}-{stages[i].Name}");
-            var line = $"./posttrain eval-compare {Quote(stages[i - 1].EvalDir)} {Quote(stages[i].EvalDir)} --output {Quote(dir)}";
+            var before = stages[i].Name == "ppo" ? stages.Single(x => x.Name == "dpo") : stages[i - 1];
+            var dir = P("compare", $"{before.Name}-{stages[i].Name}");
+            var line = $"./posttrain eval-compare {Quote(before.EvalDir)} {Quote(stages[i].EvalDir)} --output {Quote(dir)}";
             var quiet = new StringWriter();
-            int code = Program.Run(["eval-compare", stages[i - 1].EvalDir, stages[i].EvalDir, "--output", dir], quiet, stderr);
+            int code = Program.Run(["eval-compare", before.EvalDir, stages[i].EvalDir, "--output", dir], quiet, stderr);
             if (code != 0) throw new InputError($"demo: the command failed (exit {code}): {line}");
-            comparisons.Add(($"{stages[i].Name} against {stages[i - 1].Name}", line, dir));
+            comparisons.Add(($"{stages[i].Name} against {before.Name}", line, dir));
         }
 
         // The report.
         var table = DemoReport.Table(stages);
-        File.WriteAllBytes(P("report.png"), DemoReport.Png(stages, P("base"), P("sft"), P("dpo"), P("grpo")));
+        File.WriteAllBytes(P("report.png"), DemoReport.Png(stages, P("base"), P("sft"), P("dpo"), P("grpo"), P("ppo")));
         File.WriteAllText(P("report.md"), Report(stages, table, comparisons, output, seed, quick, lora, clock.Elapsed));
         stdout.WriteLine();
         stdout.WriteLine("== Held-out evaluation after each stage (value ± standard error)");
@@ -217,9 +250,11 @@ public static class DemoCommand
         sb.AppendLine();
         sb.AppendLine("A small Qwen3-architecture model with a byte-level BPE tokenizer learned from the demo's corpus is pre-trained on made-up");
         sb.AppendLine("documents (addition facts, the assistant's name, capitals), then taught to answer in conversations (SFT), to call itself Orca");
-        sb.AppendLine("rather than Qwen (DPO), and to solve addition word problems more often (GRPO with the math reward). The evaluation asks");
-        sb.AppendLine("about what no training conversation used: number pairs held out of SFT and GRPO, identity questions in new phrasings,");
-        sb.AppendLine("capitals asked in new phrasings (eight of the countries never appear in a conversation).");
+        sb.AppendLine("rather than Qwen (DPO), and to solve addition word problems more often: GRPO with the math reward, and beside it, also");
+        sb.AppendLine("from the DPO model, PPO with a reward model trained on the DPO model's own answers (right ones chosen over wrong ones, as");
+        sb.AppendLine("the math checker tells them apart). The evaluation asks about what no training conversation used: number pairs held out");
+        sb.AppendLine("of SFT, GRPO and PPO, identity questions in new phrasings, capitals asked in new phrasings (eight of the countries never");
+        sb.AppendLine("appear in a conversation). The ppo column is PPO from the DPO model, not after GRPO.");
         sb.AppendLine();
         sb.AppendLine("## Held-out evaluation after each stage (value ± standard error)");
         sb.AppendLine();

@@ -193,6 +193,54 @@ public sealed class DemoData
         return rows;
     }
 
+    /// <summary>
+    /// The GRPO pairs as prompts for `posttrain generate` ({"messages"}), in wordings of their own, with
+    /// each problem's answer and worked solution: the model's sampled answers to them become the reward
+    /// model's preference pairs (<see cref="SampledPreferences"/>).
+    /// </summary>
+    public List<JsonObject> RewardModelPrompts() => RlPairs.Select(p =>
+    {
+        var (q, solution) = Problem(p.A, p.B);
+        return new JsonObject
+        {
+            ["messages"] = new JsonArray(new JsonObject { ["role"] = "user", ["content"] = q }),
+            ["answer"] = $"{p.A + p.B}",
+            ["solution"] = solution,
+        };
+    }).ToList();
+
+    /// <summary>
+    /// Preference pairs for a reward model, from a model's own sampled answers to
+    /// <see cref="RewardModelPrompts"/> scored by the math reward (the checker GRPO uses): each distinct
+    /// wrong answer (at most <paramref name="perPrompt"/> of them) is the rejected side of a pair whose
+    /// chosen side is a distinct right answer, in turn; a prompt none of whose samples is right takes
+    /// its worked solution as the chosen side; a prompt with no wrong sample gives no pair.
+    /// </summary>
+    public static List<JsonObject> SampledPreferences(IReadOnlyList<JsonObject> prompts, IReadOnlyList<IReadOnlyList<string>> samples, int perPrompt)
+    {
+        if (prompts.Count != samples.Count)
+            throw new InputError($"reward-model data: {samples.Count} lines of samples for {prompts.Count} prompts");
+        var math = new Rewards.MathAnswer();
+        var rows = new List<JsonObject>();
+        for (int i = 0; i < prompts.Count; i++)
+        {
+            var messages = prompts[i]["messages"]!.AsArray();
+            var texts = samples[i].Distinct().ToList();
+            var scores = math.Score(texts.Select(t => new Rewards.RewardSample("", messages, t, [], prompts[i])).ToList());
+            var right = texts.Where((_, k) => scores[k] == 1.0).ToList();
+            var wrong = texts.Where((_, k) => scores[k] == 0.0).Take(perPrompt).ToList();
+            if (right.Count == 0) right.Add(prompts[i]["solution"]!.GetValue<string>());
+            for (int k = 0; k < wrong.Count; k++)
+                rows.Add(new JsonObject
+                {
+                    ["prompt"] = messages.DeepClone(),
+                    ["chosen"] = new JsonArray(new JsonObject { ["role"] = "assistant", ["content"] = right[k % right.Count] }),
+                    ["rejected"] = new JsonArray(new JsonObject { ["role"] = "assistant", ["content"] = wrong[k] }),
+                });
+        }
+        return rows;
+    }
+
     /// <summary>Held-out arithmetic: a word problem on every held-out pair, lm-eval style ({question, answer} as GSM8K).</summary>
     public List<JsonObject> ArithmeticTest() => Problems(HeldOutPairs);
 

@@ -89,8 +89,25 @@ public static class DemoReport
         return (steps, values);
     }
 
+    /// <summary>The mean of one reward over the completions a run logged for each step (OUTPUT/completions.jsonl).</summary>
+    public static (List<double> Steps, List<double> Values) CompletionsCurve(string runDir, string reward)
+    {
+        var path = Path.Combine(runDir, "completions.jsonl");
+        if (!File.Exists(path)) return ([], []);
+        var byStep = new SortedDictionary<double, (double Sum, int Count)>();
+        foreach (var line in File.ReadLines(path))
+        {
+            var c = JsonNode.Parse(line)!.AsObject();
+            if (c["rewards"]?[reward] is not JsonValue v || !v.TryGetValue<double>(out var x)) continue;
+            var step = c["step"]!.GetValue<double>();
+            var (sum, count) = byStep.GetValueOrDefault(step);
+            byStep[step] = (sum + x, count + 1);
+        }
+        return (byStep.Keys.ToList(), byStep.Values.Select(v => v.Sum / v.Count).ToList());
+    }
+
     /// <summary>report.png: the training curves of the stages that trained, then the evaluation bars per stage, stacked.</summary>
-    public static byte[] Png(IReadOnlyList<DemoStage> stages, string pretrainDir, string sftDir, string dpoDir, string grpoDir)
+    public static byte[] Png(IReadOnlyList<DemoStage> stages, string pretrainDir, string sftDir, string dpoDir, string grpoDir, string ppoDir)
     {
         var charts = new List<byte[]>();
         LineSeries Series(string name, string dir, string key)
@@ -98,12 +115,19 @@ public static class DemoReport
             var (x, y) = Curve(dir, key);
             return new LineSeries(name, x, y);
         }
+        LineSeries MathSeries()
+        {
+            var (x, y) = CompletionsCurve(ppoDir, "math");
+            return new LineSeries("share right (math reward, weight 0)", x, y);
+        }
         charts.Add(Chart.Png(new LineChart("Pre-training and SFT: training loss",
             [Series("pre-training loss", pretrainDir, "loss"), Series("SFT loss", sftDir, "loss")]) { XLabel = "step", YLabel = "loss", Width = 900, Height = 360 }));
         charts.Add(Chart.Png(new LineChart("DPO: reward margin and accuracy (chosen over rejected)",
             [Series("rewards/margins", dpoDir, "rewards/margins"), Series("rewards/accuracies", dpoDir, "rewards/accuracies")]) { XLabel = "step", Width = 900, Height = 360 }));
         charts.Add(Chart.Png(new LineChart("GRPO: mean reward of the sampled completions",
             [Series("reward", grpoDir, "reward"), Series("rewards/math/mean", grpoDir, "rewards/math/mean")]) { XLabel = "step", Width = 900, Height = 360 }));
+        charts.Add(Chart.Png(new LineChart("PPO: mean reward-model score of the sampled completions",
+            [Series("objective/scores", ppoDir, "objective/scores"), Series("objective/rlhf_reward", ppoDir, "objective/rlhf_reward"), MathSeries()]) { XLabel = "step", Width = 900, Height = 360 }));
         var groups = Rows.Select(r => new BarGroup(r.Label.Replace(", ", "\n"),
             stages.Select(s => Value(s.EvalDir, r.Task, r.Metric, r.Filter)?.Value).ToList(),
             stages.Select(s => Value(s.EvalDir, r.Task, r.Metric, r.Filter)?.Stderr).ToList())).ToList();
