@@ -181,7 +181,9 @@ public sealed class PpoMethod : TrainingMethod<PromptUnit>
             ["eps"] = n / Math.Max(1e-9, clock.Elapsed.TotalSeconds),
         };
         foreach (var (k, v) in rollout.SamplerMetrics) metrics[k] = v;
-        if (completionsLog is not null && options.LogCompletionsSteps > 0 && (step + 1) % options.LogCompletionsSteps == 0)
+        // Logged when one of the optimiser steps this rollout feeds (step + 1 .. step + StepsPerBatch) is a multiple of N.
+        if (completionsLog is not null && options.LogCompletionsSteps > 0 &&
+            (step + StepsPerBatch) / options.LogCompletionsSteps > step / options.LogCompletionsSteps)
             rollout.AppendCompletions(completionsLog, step + 1, rollouts.Rewards.Names, scores);
         return new Batch
         {

@@ -56,6 +56,17 @@ public class PpoTests(ITestOutputHelper output)
         LogCompletionsSteps = 4, MaxGradNorm = 1.0, Seed = 7,
     };
 
+    [Fact]
+    public void CompletionsAreLoggedForTheRolloutsWhoseStepsReachEveryNth()
+    {
+        // 4 optimiser steps per rollout (2 epochs x 2 mini-batches) and --log-completions-steps 4:
+        // each rollout feeds a 4th step (the check once ran only at a rollout's first step, and never matched).
+        var dir = TestModels.TempDir();
+        Run(Toy(8), dir);
+        var logged = File.ReadAllLines(Path.Combine(dir, "completions.jsonl")).Select(l => JsonNode.Parse(l)!["step"]!.GetValue<int>()).Distinct().ToList();
+        Assert.Equal([1, 5], logged);
+    }
+
     [Trait("Category", "Slow")]
     [Fact]
     public void ScoresRiseOnACheckableTaskWithTrlsMetrics()
