@@ -67,6 +67,7 @@ public sealed class ServingEngine : IDisposable
     readonly Queue<Action> posted = new();
     readonly Dictionary<string, Adapter> adapters = new(StringComparer.Ordinal);
     readonly List<Row> active = []; // batch position -> row
+    readonly List<(string Name, Projection Projection)> projections; // the model's linear layers, found once (set per forward when adapters are in use)
     bool stopping;
     Exception? fault;
 
@@ -84,6 +85,7 @@ public sealed class ServingEngine : IDisposable
             throw new InputError($"--max-model-len: {options.MaxModelLength} is longer than the model's context of {context} (max_position_embeddings)");
         this.options = options with { MaxModelLength = options.MaxModelLength > 0 ? options.MaxModelLength : Math.Min(context, 2048) };
         model.eval();
+        projections = model.Projections().ToList();
         thread = new Thread(Run) { IsBackground = true, Name = "posttrain-serving" };
         thread.Start();
     }
@@ -603,15 +605,14 @@ public sealed class ServingEngine : IDisposable
     IDisposable WithAdapters(List<(Tensor? Rows, Adapter Adapter)> groups)
     {
         if (groups.Count == 0) return new Cleared([]);
-        var layers = model.Projections().ToList();
-        foreach (var (name, layer) in layers)
+        foreach (var (name, layer) in projections)
         {
             var list = new List<RowAdapter>();
             foreach (var (rows, adapter) in groups)
                 if (adapter.Weights.TryGetValue(name, out var ab)) list.Add(new RowAdapter(rows, ab.A, ab.B, adapter.Scaling));
             layer.RowAdapters = list.Count > 0 ? list : null;
         }
-        return new Cleared(layers.Select(l => l.Projection).ToList());
+        return new Cleared(projections.Select(l => l.Projection).ToList());
     }
 
     sealed class Cleared(List<Projection> layers) : IDisposable
