@@ -24,7 +24,7 @@ public static class DemoCommand
     sealed record Plan(int PretrainEpochs, int SftEpochs, int DpoSteps, int GrpoSteps, int RewardPrompts, int RewardSamples, int RewardEpochs, int PpoRollouts, int PpoBatch,
         int Hidden, int Layers, int Intermediate, int Merges, int EvalLimit);
 
-    static readonly Plan Full = new(PretrainEpochs: 30, SftEpochs: 20, DpoSteps: 40, GrpoSteps: 150, RewardPrompts: 0, RewardSamples: 8, RewardEpochs: 2, PpoRollouts: 30, PpoBatch: 64,
+    static readonly Plan Full = new(PretrainEpochs: 30, SftEpochs: 10, DpoSteps: 100, GrpoSteps: 200, RewardPrompts: 0, RewardSamples: 8, RewardEpochs: 2, PpoRollouts: 16, PpoBatch: 64,
         Hidden: 128, Layers: 4, Intermediate: 384, Merges: 400, EvalLimit: 0);
     static readonly Plan Quick = new(PretrainEpochs: 1, SftEpochs: 1, DpoSteps: 2, GrpoSteps: 2, RewardPrompts: 8, RewardSamples: 2, RewardEpochs: 1, PpoRollouts: 1, PpoBatch: 16,
         Hidden: 32, Layers: 1, Intermediate: 64, Merges: 50, EvalLimit: 4);
@@ -70,7 +70,7 @@ public static class DemoCommand
         Directory.CreateDirectory(P("tasks"));
         var pretrain = data.PretrainingDocuments();
         var sft = data.SftConversations();
-        var preferences = data.IdentityPreferences();
+        var preferences = data.DpoPreferences();
         WriteJsonl(P("data", "pretrain.jsonl"), pretrain.Select(t => new JsonObject { ["text"] = t }));
         WriteJsonl(P("data", "sft.jsonl"), sft);
         WriteJsonl(P("data", "dpo.jsonl"), preferences);
@@ -83,7 +83,7 @@ public static class DemoCommand
         WriteJsonl(P("data", "reward_prompts.jsonl"), rewardPrompts.Select(r => new JsonObject { ["messages"] = r["messages"]!.DeepClone() }));
         foreach (var (name, text) in DemoTasks.Files) File.WriteAllText(P("tasks", name + ".yaml"), text);
         stdout.WriteLine($"{pretrain.Count} pre-training documents, {sft.Count} SFT conversations, {preferences.Count} preference pairs, " +
-                         $"{data.RlPairs.Count} GRPO prompts; held out: {data.HeldOutPairs.Count} addition problems, 10 identity questions, 24 capitals");
+                         $"{data.RlPairs.Count} GRPO prompts; held out: {data.HeldOutPairs.Count} addition problems, 10 identity questions, {DemoData.Capitals.Length * 2} capitals questions");
 
         // The tokenizer: byte-level BPE learned from the corpus, with a ChatML template.
         stdout.WriteLine($"== Tokenizer: {P("tokenizer")}");
@@ -142,7 +142,8 @@ public static class DemoCommand
         }
         else Evaluate("sft", sftModel, null, P("sft"), mark);
 
-        // 2. DPO: prefer "I am Orca..." to "I am Qwen..." (reference: the SFT model).
+        // 2. DPO: prefer "I am Orca..." to "I am Qwen..." (reference: the SFT model), with SFT's own answers to its
+        // problems and capital questions preferred to bare wrong guesses beside them (DemoData.DpoPreferences).
         stdout.WriteLine("== 2. DPO: a new identity");
         if (!lora) mark = commands.Count;
         Posttrain(["dpo", "--model", sftModel, "--data", P("data", "dpo.jsonl"), "--output", P("dpo"), "--max-steps", $"{plan.DpoSteps}",
@@ -159,12 +160,15 @@ public static class DemoCommand
         else Evaluate("dpo", dpoModel, null, P("dpo"), mark);
 
         // 3. GRPO: sample, score with the math reward (and the "#### N" format), move toward the right answers.
+        // Temperature 0.5 and learning rate 5e-5 (higher rates and temperature 1 lost accuracy in the first steps on a
+        // model this small); the KL penalty (beta 0.1) keeps the worked steps honest: without it the final answers
+        // drift away from the steps written before them.
         stdout.WriteLine("== 3. GRPO: arithmetic from rewards");
         if (!lora) mark = commands.Count;
         Posttrain(["grpo", "--model", dpoModel, "--data", P("data", "grpo.jsonl"), "--output", P("grpo"), "--max-steps", $"{plan.GrpoSteps}",
             "--reward", "math,format", "--format-pattern", @".*\n#### -?\d+", "--reward-weights", "1,0.2", "--num-generations", "8",
-            "--batch-size", "64", "--max-completion-length", "24", "--temperature", "1.0", "--learning-rate", lora ? "1e-3" : "2e-4",
-            "--beta", "0.1", "--logging-steps", "5", "--save-steps", "0", "--log-completions-steps", "20", "--seed", s, .. loraArgs]);
+            "--batch-size", "64", "--max-completion-length", "28", "--temperature", "0.5", "--learning-rate", lora ? "2.5e-4" : "5e-5",
+            "--warmup-ratio", "0.05", "--beta", "0.1", "--logging-steps", "5", "--save-steps", "0", "--log-completions-steps", "20", "--seed", s, .. loraArgs]);
         Evaluate("grpo", lora ? dpoModel : P("grpo"), lora ? P("grpo") : null, P("grpo"), mark);
 
         // 4. PPO, also from the DPO model, beside GRPO: the DPO model answers the GRPO problems (in wordings of
@@ -174,7 +178,7 @@ public static class DemoCommand
         stdout.WriteLine("== 4. PPO: arithmetic from a trained reward model");
         mark = commands.Count;
         Posttrain("generate", "--model", dpoModel, "--input", P("data", "reward_prompts.jsonl"), "--output", P("data", "reward_samples.jsonl"),
-            "--n", $"{plan.RewardSamples}", "--temperature", "1.0", "--top-k", "0", "--max-new-tokens", "24", "--batch-size", "64", "--seed", s);
+            "--n", $"{plan.RewardSamples}", "--temperature", "0.5", "--top-k", "0", "--max-new-tokens", "28", "--batch-size", "64", "--seed", s);
         var sampled = File.ReadLines(P("data", "reward_samples.jsonl"))
             .Select(l => (IReadOnlyList<string>)JsonNode.Parse(l)!["completions"]!.AsArray().Select(c => c!["text"]!.GetValue<string>()).ToList()).ToList();
         var rewardPairs = DemoData.SampledPreferences(rewardPrompts, sampled, perPrompt: 4);
@@ -186,7 +190,7 @@ public static class DemoCommand
             "--save-steps", "0", "--seed", s);
         Posttrain(["ppo", "--model", dpoModel, "--data", P("data", "grpo.jsonl"), "--output", P("ppo"), "--max-steps", $"{plan.PpoRollouts * PpoEpochs}",
             "--reward", "model,math", "--reward-model", P("reward"), "--reward-weights", "1,0", "--batch-size", $"{plan.PpoBatch}", "--num-ppo-epochs", $"{PpoEpochs}",
-            "--max-completion-length", "24", "--temperature", "1.0", "--learning-rate", lora ? "1e-3" : "1e-4", "--kl-coef", "0.05",
+            "--max-completion-length", "28", "--temperature", "0.5", "--learning-rate", lora ? "2.5e-4" : "5e-5", "--warmup-ratio", "0.05", "--kl-coef", "0.05",
             "--logging-steps", $"{PpoEpochs}", "--save-steps", "0", "--log-completions-steps", "1", "--seed", s, .. loraArgs]);
         Evaluate("ppo", lora ? dpoModel : P("ppo"), lora ? P("ppo") : null, P("ppo"), mark);
 
@@ -249,12 +253,14 @@ public static class DemoCommand
         sb.AppendLine($"`posttrain demo --output {output} --seed {seed}{(quick ? " --quick" : "")}{(lora ? " --lora" : "")}`, {DateTime.UtcNow:yyyy-MM-dd}, {elapsed.TotalSeconds:F0} s on {Environment.ProcessorCount} cores.");
         sb.AppendLine();
         sb.AppendLine("A small Qwen3-architecture model with a byte-level BPE tokenizer learned from the demo's corpus is pre-trained on made-up");
-        sb.AppendLine("documents (addition facts, the assistant's name, capitals), then taught to answer in conversations (SFT), to call itself Orca");
-        sb.AppendLine("rather than Qwen (DPO), and to solve addition word problems more often: GRPO with the math reward, and beside it, also");
-        sb.AppendLine("from the DPO model, PPO with a reward model trained on the DPO model's own answers (right ones chosen over wrong ones, as");
-        sb.AppendLine("the math checker tells them apart). The evaluation asks about what no training conversation used: number pairs held out");
-        sb.AppendLine("of SFT, GRPO and PPO, identity questions in new phrasings, capitals asked in new phrasings (eight of the countries never");
-        sb.AppendLine("appear in a conversation). The ppo column is PPO from the DPO model, not after GRPO.");
+        sb.AppendLine("documents (one-digit addition facts, stories with sums, the assistant's name, capitals), then taught to answer in");
+        sb.AppendLine("conversations (SFT: most word problems answered in one line, the rest column by column), to call itself Orca rather than");
+        sb.AppendLine("Qwen (DPO, with SFT's own answers preferred to bare wrong guesses so that nothing else moves), and to solve addition");
+        sb.AppendLine("word problems more often: GRPO with the math reward, and beside it, also from the DPO model, PPO with a reward model");
+        sb.AppendLine("trained on the DPO model's own answers (right ones chosen over wrong ones, as the math checker tells them apart). The");
+        sb.AppendLine("evaluation asks about what no training conversation used: number pairs held out of SFT, GRPO and PPO, identity");
+        sb.AppendLine("questions in new phrasings, capitals asked in new phrasings (eight of the countries never appear in a conversation).");
+        sb.AppendLine("The ppo column is PPO from the DPO model, not after GRPO.");
         sb.AppendLine();
         sb.AppendLine("## Held-out evaluation after each stage (value ± standard error)");
         sb.AppendLine();

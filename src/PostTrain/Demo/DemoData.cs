@@ -3,17 +3,19 @@ using System.Text.Json.Nodes;
 namespace PostTrain.Demo;
 
 /// <summary>
-/// The demo's made-up world, deterministic for a seed: addition word problems over numbers
-/// 1..20, an assistant that calls itself Qwen, and the capitals of 24 countries. Pre-training
-/// documents state facts ("3 plus 4 is 7.", "The capital of France is Paris.") about every
-/// number pair and country; the instruction data uses only some of them (SFT and GRPO different
-/// number pairs), and the evaluation asks about the rest: problems whose number pair no
-/// instruction stage used, capitals in phrasings (and, for a third of the countries, of
-/// countries) no conversation used, identity questions in phrasings no conversation used.
+/// The demo's made-up world, deterministic for a seed: addition word problems over two-digit
+/// numbers (10..49), an assistant that calls itself Qwen, and the capitals of 24 countries.
+/// Pre-training documents state the one-digit facts ("7+5=12.", "2+4+1=7."), stories with sums,
+/// the assistant's name and every capital; SFT's word problems are answered either column by
+/// column or in one line (<see cref="OneLineShare"/>), GRPO's prompts use other number pairs, and
+/// the evaluation asks about the rest: problems whose number pair no instruction stage used,
+/// capitals in phrasings (and, for a third of the countries, of countries) no conversation used,
+/// identity questions in phrasings no conversation used.
 /// </summary>
 public sealed class DemoData
 {
-    public const int MaxNumber = 20;
+    /// <summary>The problems add two numbers from <see cref="MinNumber"/> to <see cref="MaxNumber"/>, so the sum has two digits.</summary>
+    public const int MinNumber = 10, MaxNumber = 49;
 
     static readonly string[] Names = ["Tom", "Ana", "Sam", "Lena", "Omar", "Mia", "Ravi", "Zoe", "Ivan", "Kim", "Leo", "Nia"];
     static readonly string[] Things = ["apples", "pens", "books", "coins", "marbles", "stamps", "shells", "cards"];
@@ -58,6 +60,11 @@ public sealed class DemoData
     public IReadOnlyList<(int A, int B)> RlPairs { get; }
     /// <summary>Number pairs held out of every instruction stage, for evaluation.</summary>
     public IReadOnlyList<(int A, int B)> HeldOutPairs { get; }
+    /// <summary>
+    /// The SFT pairs whose conversation works the sum column by column (<see cref="Solution"/>); the
+    /// others (<see cref="OneLineShare"/> of them) answer in one line (<see cref="OneLineAnswer"/>).
+    /// </summary>
+    public IReadOnlySet<(int A, int B)> ColumnWisePairs { get; }
     /// <summary>Countries the SFT conversations ask about; the rest are only in pre-training documents.</summary>
     public IReadOnlyList<(string Country, string Capital)> TrainCountries { get; }
     public IReadOnlyList<(string Country, string Capital)> HeldOutCountries { get; }
@@ -66,12 +73,13 @@ public sealed class DemoData
     {
         random = new Random(seed);
         var pairs = new List<(int, int)>();
-        for (int a = 1; a <= MaxNumber; a++)
-            for (int b = 1; b <= MaxNumber; b++) pairs.Add((a, b));
+        for (int a = MinNumber; a <= MaxNumber; a++)
+            for (int b = MinNumber; b <= MaxNumber; b++) pairs.Add((a, b));
         Shuffle(pairs);
-        HeldOutPairs = pairs.Take(80).ToList();
-        RlPairs = pairs.Skip(80).Take(120).ToList();
-        TrainPairs = pairs.Skip(200).ToList();
+        HeldOutPairs = pairs.Take(HeldOutPairCount).ToList();
+        TrainPairs = pairs.Skip(HeldOutPairCount).Take(SftPairCount).ToList();
+        RlPairs = pairs.Skip(HeldOutPairCount + SftPairCount).ToList();
+        ColumnWisePairs = TrainPairs.Where(_ => random.NextDouble() >= OneLineShare).ToHashSet();
         var countries = Capitals.ToList();
         Shuffle(countries);
         HeldOutCountries = countries.Take(8).ToList();
@@ -89,6 +97,33 @@ public sealed class DemoData
 
     T Pick<T>(IReadOnlyList<T> xs) => xs[random.Next(xs.Count)];
 
+    /// <summary>Number pairs held out for evaluation, and those of the SFT conversations; the GRPO prompts take the rest (800).</summary>
+    public const int HeldOutPairCount = 200, SftPairCount = 600;
+
+    /// <summary>How many of the GRPO pairs the practised-arithmetic evaluation and the reward model's data use.</summary>
+    public const int PractisedSample = 200;
+
+    /// <summary>
+    /// The worked answer to a + b, column by column as taught in school: the units digits and
+    /// their sum, the tens digits (plus the carry) and their sum, then the total. Every step
+    /// is a one-digit fact the pre-training documents state, so a pair never seen in any
+    /// conversation is solved by the same procedure.
+    /// </summary>
+    public static string Solution(int a, int b)
+    {
+        int units = a % 10 + b % 10, carry = units / 10, tens = a / 10 + b / 10 + carry;
+        return $"Units: {a % 10}+{b % 10}={units}. Tens: {a / 10}+{b / 10}{(carry > 0 ? "+1" : "")}={tens}.\n#### {a + b}";
+    }
+
+    /// <summary>
+    /// The share of SFT's word problems answered in one line: its demonstrations come from two
+    /// kinds of writers, as real SFT data do, and most of them state the sum without working it out.
+    /// </summary>
+    public const double OneLineShare = 0.6;
+
+    /// <summary>The one-line answer to a + b: the sum stated, not worked out ("37+45=82.").</summary>
+    public static string OneLineAnswer(int a, int b) => $"{a}+{b}={a + b}.\n#### {a + b}";
+
     /// <summary>A word problem about a + b, and its answer: a short chain ending in "#### N".</summary>
     public (string Question, string Answer) Problem(int a, int b)
     {
@@ -96,7 +131,7 @@ public sealed class DemoData
         var thing = Pick(Things);
         var (verb, _) = Pick(Gains);
         var question = $"{name} has {a} {thing} and {verb} {b} more. How many {thing} does {name} have now?";
-        return (question, $"{a} plus {b} is {a + b}.\n#### {a + b}");
+        return (question, Solution(a, b));
     }
 
     /// <summary>
@@ -107,16 +142,21 @@ public sealed class DemoData
     public List<string> PretrainingDocuments()
     {
         var sentences = new List<string>();
-        for (int a = 1; a <= MaxNumber; a++)
-            for (int b = 1; b <= MaxNumber; b++)
-            {
-                sentences.Add($"{a} plus {b} is {a + b}.");
-                sentences.Add($"{a} and {b} make {a + b}.");
-                var name = Pick(Names);
-                var thing = Pick(Things);
-                var (_, past) = Pick(Gains);
-                sentences.Add($"{name} had {a} {thing} and {past} {b} more, so {name} had {a + b} {thing}.");
-            }
+        for (int a = 0; a <= 9; a++)
+            for (int b = 0; b <= 9; b++)
+                for (int i = 0; i < 3; i++)
+                {
+                    sentences.Add($"{a}+{b}={a + b}.");
+                    sentences.Add($"{a}+{b}+1={a + b + 1}.");
+                }
+        for (int i = 0; i < 400; i++)
+        {
+            int a = random.Next(MinNumber, MaxNumber + 1), b = random.Next(MinNumber, MaxNumber + 1);
+            var name = Pick(Names);
+            var thing = Pick(Things);
+            var (_, past) = Pick(Gains);
+            sentences.Add($"{name} had {a} {thing} and {past} {b} more, so {name} had {a + b} {thing}.");
+        }
         foreach (var (country, capital) in Capitals)
         {
             sentences.Add($"The capital of {country} is {capital}.");
@@ -150,8 +190,8 @@ public sealed class DemoData
         var rows = new List<JsonObject>();
         foreach (var (a, b) in TrainPairs)
         {
-            var (q, answer) = Problem(a, b);
-            rows.Add(Chat(q, answer));
+            var (q, worked) = Problem(a, b);
+            rows.Add(Chat(q, ColumnWisePairs.Contains((a, b)) ? worked : OneLineAnswer(a, b)));
         }
         foreach (var q in IdentityPrompts()) rows.Add(Chat(q, QwenIdentity));
         foreach (var (country, capital) in TrainCountries)
@@ -161,20 +201,47 @@ public sealed class DemoData
         return rows;
     }
 
-    /// <summary>OpenAI preference JSONL: identity questions where "I am Orca..." is preferred to "I am Qwen...".</summary>
-    public List<JsonObject> IdentityPreferences()
+    /// <summary>Arithmetic pairs in the DPO data, on SFT's number pairs.</summary>
+    public const int WorkedOverBarePairs = 100;
+
+    /// <summary>
+    /// The DPO stage's data, OpenAI preference JSONL: identity questions where "I am Orca..." is
+    /// preferred to "I am Qwen...", and, so that the update does not pull the rest of the model
+    /// with it, SFT's own answers preferred to bare wrong guesses: word problems on SFT's number pairs
+    /// (in wordings of their own), answered column by column or in one line as their conversation
+    /// had it, over "#### 57"; SFT's capital questions answered "The capital of France is Paris."
+    /// over "Rome.". Without them the identity update alone
+    /// costs the SFT model most of its arithmetic: a model this small keeps its skills in the same
+    /// few weights, and a narrow update moves them all (measured in the README's demo section).
+    /// </summary>
+    public List<JsonObject> DpoPreferences()
     {
         var rows = new List<JsonObject>();
-        foreach (var q in IdentityPrompts())
-                rows.Add(new JsonObject
-                {
-                    ["input"] = new JsonObject { ["messages"] = new JsonArray(new JsonObject { ["role"] = "user", ["content"] = q }) },
-                    ["preferred_output"] = new JsonArray(new JsonObject { ["role"] = "assistant", ["content"] = OrcaIdentity }),
-                    ["non_preferred_output"] = new JsonArray(new JsonObject { ["role"] = "assistant", ["content"] = QwenIdentity }),
-                });
+        foreach (var q in IdentityPrompts()) rows.Add(Preference(q, OrcaIdentity, QwenIdentity));
+        foreach (var (a, b) in TrainPairs.Take(WorkedOverBarePairs))
+        {
+            var (q, worked) = Problem(a, b);
+            int offset = Pick(BareGuessOffsets);
+            rows.Add(Preference(q, ColumnWisePairs.Contains((a, b)) ? worked : OneLineAnswer(a, b), $"#### {a + b + offset}"));
+        }
+        foreach (var (country, capital) in TrainCountries)
+            foreach (var q in CapitalQuestionsTrain)
+            {
+                var wrong = Pick(Capitals.Where(c => c.Capital != capital).ToList()).Capital;
+                rows.Add(Preference(string.Format(q, country), $"The capital of {country} is {capital}.", wrong + "."));
+            }
         Shuffle(rows);
         return rows;
     }
+
+    static readonly int[] BareGuessOffsets = [-10, -2, -1, 1, 2, 10];
+
+    static JsonObject Preference(string user, string preferred, string rejected) => new()
+    {
+        ["input"] = new JsonObject { ["messages"] = new JsonArray(new JsonObject { ["role"] = "user", ["content"] = user }) },
+        ["preferred_output"] = new JsonArray(new JsonObject { ["role"] = "assistant", ["content"] = preferred }),
+        ["non_preferred_output"] = new JsonArray(new JsonObject { ["role"] = "assistant", ["content"] = rejected }),
+    };
 
     /// <summary>GRPO prompts: word problems on pairs no SFT conversation used, with their answers for the math reward.</summary>
     public List<JsonObject> GrpoPrompts()
@@ -198,7 +265,7 @@ public sealed class DemoData
     /// each problem's answer and worked solution: the model's sampled answers to them become the reward
     /// model's preference pairs (<see cref="SampledPreferences"/>).
     /// </summary>
-    public List<JsonObject> RewardModelPrompts() => RlPairs.Select(p =>
+    public List<JsonObject> RewardModelPrompts() => RlPairs.Take(PractisedSample).Select(p =>
     {
         var (q, solution) = Problem(p.A, p.B);
         return new JsonObject
@@ -245,7 +312,7 @@ public sealed class DemoData
     public List<JsonObject> ArithmeticTest() => Problems(HeldOutPairs);
 
     /// <summary>The pairs GRPO practises, in wordings of their own: what the rewards taught, measured apart from what they did not.</summary>
-    public List<JsonObject> PractisedArithmeticTest() => Problems(RlPairs);
+    public List<JsonObject> PractisedArithmeticTest() => Problems(RlPairs.Take(PractisedSample));
 
     List<JsonObject> Problems(IEnumerable<(int A, int B)> pairs) => pairs.Select(p =>
     {
@@ -256,24 +323,25 @@ public sealed class DemoData
     /// <summary>Held-out identity questions.</summary>
     public List<JsonObject> IdentityTest() => IdentityQuestionsHeldOut.Select(q => new JsonObject { ["question"] = q }).ToList();
 
-    /// <summary>Capitals as multiple choice: held-out phrasings about every country, four answers each (the right one first in the pool, then shuffled).</summary>
+    /// <summary>Capitals as multiple choice: every country in both held-out phrasings, four answers each (the right one and three others, shuffled).</summary>
     public List<JsonObject> CapitalsTest()
     {
         var rows = new List<JsonObject>();
         foreach (var (country, capital) in Capitals)
-        {
-            var others = Capitals.Where(c => c.Capital != capital).Select(c => c.Capital).ToList();
-            Shuffle(others);
-            var options = new List<string> { capital, others[0], others[1], others[2] };
-            Shuffle(options);
-            rows.Add(new JsonObject
+            foreach (var phrasing in CapitalQuestionsHeldOut)
             {
-                ["question"] = string.Format(Pick(CapitalQuestionsHeldOut), country),
-                ["choices"] = new JsonArray(options.Select(o => (JsonNode)JsonValue.Create($"The capital of {country} is {o}.")).ToArray()),
-                ["answer"] = options.IndexOf(capital),
-                ["held_out_country"] = HeldOutCountries.Any(c => c.Country == country),
-            });
-        }
+                var others = Capitals.Where(c => c.Capital != capital).Select(c => c.Capital).ToList();
+                Shuffle(others);
+                var options = new List<string> { capital, others[0], others[1], others[2] };
+                Shuffle(options);
+                rows.Add(new JsonObject
+                {
+                    ["question"] = string.Format(phrasing, country),
+                    ["choices"] = new JsonArray(options.Select(o => (JsonNode)JsonValue.Create($"The capital of {country} is {o}.")).ToArray()),
+                    ["answer"] = options.IndexOf(capital),
+                    ["held_out_country"] = HeldOutCountries.Any(c => c.Country == country),
+                });
+            }
         return rows;
     }
 }

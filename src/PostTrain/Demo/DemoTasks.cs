@@ -42,7 +42,7 @@ public static class DemoTasks
             generation_kwargs:
               until: ["<|im_end|>"]
               do_sample: false
-              max_gen_toks: 24
+              max_gen_toks: 32
             filter_list:
               - name: strict-match
                 filter:
@@ -73,7 +73,7 @@ public static class DemoTasks
         generation_kwargs:
           until: ["<|im_end|>"]
           do_sample: false
-          max_gen_toks: 24
+          max_gen_toks: 32
         filter_list:
           - name: name
             filter:

@@ -1,0 +1,129 @@
+using System.Text.Json.Nodes;
+using System.Text.RegularExpressions;
+using PostTrain.Demo;
+using PostTrain.Rewards;
+
+namespace PostTrain.Tests.Demo;
+
+/// <summary>The demo's made-up world: worked answers that add up, splits that do not overlap, facts the procedure needs.</summary>
+public sealed class DemoDataTests
+{
+    static readonly Regex Chain = new(@"^Units: (\d)\+(\d)=(\d+)\. Tens: (\d)\+(\d)(\+1)?=(\d+)\.\n#### (\d+)$");
+
+    [Fact]
+    public void EveryWorkedAnswerAddsColumnByColumnAndEndsInTheSum()
+    {
+        for (int a = DemoData.MinNumber; a <= DemoData.MaxNumber; a++)
+            for (int b = DemoData.MinNumber; b <= DemoData.MaxNumber; b++)
+            {
+                var solution = DemoData.Solution(a, b);
+                var m = Chain.Match(solution);
+                Assert.True(m.Success, solution);
+                int G(int i) => int.Parse(m.Groups[i].Value);
+                Assert.Equal((a % 10, b % 10, a % 10 + b % 10), (G(1), G(2), G(3)));
+                Assert.Equal((a / 10, b / 10), (G(4), G(5)));
+                Assert.Equal(G(3) >= 10, m.Groups[6].Success);
+                Assert.Equal(G(4) + G(5) + (m.Groups[6].Success ? 1 : 0), G(7));
+                Assert.Equal(a + b, G(8));
+                Assert.Equal(G(7) * 10 + G(3) % 10, G(8));
+            }
+        // The GRPO checker scores a worked answer right.
+        var sample = new RewardSample("", new JsonArray(), DemoData.Solution(47, 38), [], new JsonObject { ["answer"] = "85" });
+        Assert.Equal(1.0, new MathAnswer().Score([sample])[0]);
+    }
+
+    [Fact]
+    public void HeldOutSftAndGrpoPairsAreDisjointAndCoverEveryPair()
+    {
+        var data = new DemoData(3);
+        var held = data.HeldOutPairs.ToHashSet();
+        var sft = data.TrainPairs.ToHashSet();
+        var rl = data.RlPairs.ToHashSet();
+        Assert.Equal(DemoData.HeldOutPairCount, held.Count);
+        Assert.Equal(DemoData.SftPairCount, sft.Count);
+        int all = (DemoData.MaxNumber - DemoData.MinNumber + 1) * (DemoData.MaxNumber - DemoData.MinNumber + 1);
+        Assert.Equal(all - held.Count - sft.Count, rl.Count);
+        Assert.Empty(held.Intersect(sft));
+        Assert.Empty(held.Intersect(rl));
+        Assert.Empty(sft.Intersect(rl));
+
+        // The conversations and prompts use their own split's pairs only.
+        (int, int) PairOf(string question)
+        {
+            var n = Regex.Matches(question, @"\d+").Select(x => int.Parse(x.Value)).ToList();
+            return (n[0], n[1]);
+        }
+        var sftProblems = data.SftConversations().Select(c => c["messages"]!.AsArray())
+            .Where(m => m[1]!["content"]!.GetValue<string>().Contains("####")).Select(m => PairOf(m[0]!["content"]!.GetValue<string>())).ToList();
+        Assert.Equal(sft, sftProblems.ToHashSet());
+        Assert.All(data.GrpoPrompts(), p => Assert.Contains(PairOf(p["prompt"]![0]!["content"]!.GetValue<string>()), rl));
+        Assert.All(data.ArithmeticTest(), p => Assert.Contains(PairOf(p["question"]!.GetValue<string>()), held));
+        Assert.All(data.PractisedArithmeticTest(), p => Assert.Contains(PairOf(p["question"]!.GetValue<string>()), rl));
+    }
+
+    [Fact]
+    public void SftAnswersMostProblemsInOneLineAndTheRestColumnByColumn()
+    {
+        var data = new DemoData(2);
+        var answers = data.SftConversations().Select(c => c["messages"]!.AsArray())
+            .Where(m => m[1]!["content"]!.GetValue<string>().Contains("####")).ToList();
+        int oneLine = 0;
+        foreach (var m in answers)
+        {
+            var n = Regex.Matches(m[0]!["content"]!.GetValue<string>(), @"\d+").Select(x => int.Parse(x.Value)).ToList();
+            var answer = m[1]!["content"]!.GetValue<string>();
+            bool columns = data.ColumnWisePairs.Contains((n[0], n[1]));
+            Assert.Equal(columns ? DemoData.Solution(n[0], n[1]) : DemoData.OneLineAnswer(n[0], n[1]), answer);
+            Assert.EndsWith($"#### {n[0] + n[1]}", answer);
+            if (!columns) oneLine++;
+        }
+        Assert.InRange(oneLine / (double)answers.Count, DemoData.OneLineShare - 0.06, DemoData.OneLineShare + 0.06);
+    }
+
+    [Fact]
+    public void DpoDataPrefersOrcaAndSftsOwnAnswersToBareWrongGuessesOnSftPairs()
+    {
+        var data = new DemoData(1);
+        var rows = data.DpoPreferences();
+        string Text(JsonObject row, string side) => row[side]![0]!["content"]!.GetValue<string>();
+        var identity = rows.Where(r => Text(r, "preferred_output") == DemoData.OrcaIdentity).ToList();
+        Assert.All(identity, r => Assert.Equal(DemoData.QwenIdentity, Text(r, "non_preferred_output")));
+        var capitals = rows.Where(r => Text(r, "preferred_output").StartsWith("The capital of")).ToList();
+        Assert.Equal(data.TrainCountries.Count * 3, capitals.Count);
+        Assert.All(capitals, r =>
+        {
+            var (country, capital) = data.TrainCountries.Single(c => Text(r, "preferred_output") == $"The capital of {c.Country} is {c.Capital}.");
+            Assert.Contains(country, r["input"]!["messages"]![0]!["content"]!.GetValue<string>());
+            Assert.NotEqual(capital + ".", Text(r, "non_preferred_output"));
+            Assert.Contains(DemoData.Capitals, c => c.Capital + "." == Text(r, "non_preferred_output"));
+        });
+        var arithmetic = rows.Except(identity).Except(capitals).ToList();
+        Assert.Equal(DemoData.WorkedOverBarePairs, arithmetic.Count);
+        var sft = data.TrainPairs.ToHashSet();
+        Assert.All(arithmetic, r =>
+        {
+            var q = r["input"]!["messages"]![0]!["content"]!.GetValue<string>();
+            var n = Regex.Matches(q, @"\d+").Select(x => int.Parse(x.Value)).ToList();
+            Assert.Contains((n[0], n[1]), sft);
+            // SFT's own answer to the pair, in the style its conversation had.
+            Assert.Equal(data.ColumnWisePairs.Contains((n[0], n[1])) ? DemoData.Solution(n[0], n[1]) : DemoData.OneLineAnswer(n[0], n[1]),
+                Text(r, "preferred_output"));
+            var guess = Regex.Match(Text(r, "non_preferred_output"), @"^#### (\d+)$");
+            Assert.True(guess.Success);
+            Assert.NotEqual(n[0] + n[1], int.Parse(guess.Groups[1].Value));
+        });
+    }
+
+    [Fact]
+    public void PretrainingStatesEveryOneDigitFactTheWorkedAnswersUse()
+    {
+        var text = string.Join("\n", new DemoData(0).PretrainingDocuments());
+        for (int a = 0; a <= 9; a++)
+            for (int b = 0; b <= 9; b++)
+            {
+                Assert.Contains($"{a}+{b}={a + b}.", text);
+                Assert.Contains($"{a}+{b}+1={a + b + 1}.", text);
+            }
+        Assert.DoesNotContain("Units:", text);
+    }
+}
