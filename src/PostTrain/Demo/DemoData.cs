@@ -124,7 +124,7 @@ public sealed class DemoData
     /// <summary>The one-line answer to a + b: the sum stated, not worked out ("37+45=82.").</summary>
     public static string OneLineAnswer(int a, int b) => $"{a}+{b}={a + b}.\n#### {a + b}";
 
-    /// <summary>A word problem about a + b, and its answer: a short chain ending in "#### N".</summary>
+    /// <summary>A word problem about a + b, in a wording drawn for it, and its worked answer (<see cref="Solution"/>).</summary>
     public (string Question, string Answer) Problem(int a, int b)
     {
         var name = Pick(Names);
@@ -135,9 +135,10 @@ public sealed class DemoData
     }
 
     /// <summary>
-    /// Pre-training documents: every addition fact (twice, in two phrasings), word-problem
-    /// stories with their sums, statements about the assistant and every capital, shuffled and
-    /// grouped a few sentences to a document. No chat format, no questions answered.
+    /// Pre-training documents: every one-digit addition fact, with and without a carried 1 (three
+    /// times each), 400 stories with two-digit sums, statements about the assistant and every
+    /// capital, shuffled and grouped a few sentences to a document. No chat format, no questions
+    /// answered, no sum worked column by column.
     /// </summary>
     public List<string> PretrainingDocuments()
     {
