@@ -29,6 +29,12 @@ public static class DemoCommand
     static readonly Plan Quick = new(PretrainEpochs: 1, SftEpochs: 1, DpoSteps: 2, GrpoSteps: 2, RewardPrompts: 8, RewardSamples: 2, RewardEpochs: 1, PpoRollouts: 1, PpoBatch: 16,
         Hidden: 32, Layers: 1, Intermediate: 64, Merges: 50, EvalLimit: 4);
 
+    /// <summary>
+    /// How GRPO, PPO and the reward model's samples draw answers: the same temperature and length
+    /// everywhere, so the reward model is trained on answers like those PPO asks it to score.
+    /// </summary>
+    const string SampleTemperature = "0.5", CompletionTokens = "28";
+
     /// <summary>PPO's optimiser steps per rollout (--num-ppo-epochs; one mini-batch each).</summary>
     const int PpoEpochs = 4;
 
@@ -83,7 +89,7 @@ public static class DemoCommand
         WriteJsonl(P("data", "reward_prompts.jsonl"), rewardPrompts.Select(r => new JsonObject { ["messages"] = r["messages"]!.DeepClone() }));
         foreach (var (name, text) in DemoTasks.Files) File.WriteAllText(P("tasks", name + ".yaml"), text);
         stdout.WriteLine($"{pretrain.Count} pre-training documents, {sft.Count} SFT conversations, {preferences.Count} preference pairs, " +
-                         $"{data.RlPairs.Count} GRPO prompts; held out: {data.HeldOutPairs.Count} addition problems, 10 identity questions, {DemoData.Capitals.Length * 2} capitals questions");
+                         $"{data.RlPairs.Count} GRPO prompts; held out: {data.HeldOutPairs.Count} addition problems, 10 identity questions, {DemoData.CapitalsTestCount} capitals questions");
 
         // The tokenizer: byte-level BPE learned from the corpus, with a ChatML template.
         stdout.WriteLine($"== Tokenizer: {P("tokenizer")}");
@@ -167,7 +173,7 @@ public static class DemoCommand
         if (!lora) mark = commands.Count;
         Posttrain(["grpo", "--model", dpoModel, "--data", P("data", "grpo.jsonl"), "--output", P("grpo"), "--max-steps", $"{plan.GrpoSteps}",
             "--reward", "math,format", "--format-pattern", @".*\n#### -?\d+", "--reward-weights", "1,0.2", "--num-generations", "8",
-            "--batch-size", "64", "--max-completion-length", "28", "--temperature", "0.5", "--learning-rate", lora ? "2.5e-4" : "5e-5",
+            "--batch-size", "64", "--max-completion-length", CompletionTokens, "--temperature", SampleTemperature, "--learning-rate", lora ? "2.5e-4" : "5e-5",
             "--warmup-ratio", "0.05", "--beta", "0.1", "--logging-steps", "5", "--save-steps", "0", "--log-completions-steps", "20", "--seed", s, .. loraArgs]);
         Evaluate("grpo", lora ? dpoModel : P("grpo"), lora ? P("grpo") : null, P("grpo"), mark);
 
@@ -178,7 +184,7 @@ public static class DemoCommand
         stdout.WriteLine("== 4. PPO: arithmetic from a trained reward model");
         mark = commands.Count;
         Posttrain("generate", "--model", dpoModel, "--input", P("data", "reward_prompts.jsonl"), "--output", P("data", "reward_samples.jsonl"),
-            "--n", $"{plan.RewardSamples}", "--temperature", "0.5", "--top-k", "0", "--max-new-tokens", "28", "--batch-size", "64", "--seed", s);
+            "--n", $"{plan.RewardSamples}", "--temperature", SampleTemperature, "--top-k", "0", "--max-new-tokens", CompletionTokens, "--batch-size", "64", "--seed", s);
         var sampled = File.ReadLines(P("data", "reward_samples.jsonl"))
             .Select(l => (IReadOnlyList<string>)JsonNode.Parse(l)!["completions"]!.AsArray().Select(c => c!["text"]!.GetValue<string>()).ToList()).ToList();
         var rewardPairs = DemoData.SampledPreferences(rewardPrompts, sampled, perPrompt: 4);
@@ -190,7 +196,7 @@ public static class DemoCommand
             "--save-steps", "0", "--seed", s);
         Posttrain(["ppo", "--model", dpoModel, "--data", P("data", "grpo.jsonl"), "--output", P("ppo"), "--max-steps", $"{plan.PpoRollouts * PpoEpochs}",
             "--reward", "model,math", "--reward-model", P("reward"), "--reward-weights", "1,0", "--batch-size", $"{plan.PpoBatch}", "--num-ppo-epochs", $"{PpoEpochs}",
-            "--max-completion-length", "28", "--temperature", "0.5", "--learning-rate", lora ? "2.5e-4" : "5e-5", "--warmup-ratio", "0.05", "--kl-coef", "0.05",
+            "--max-completion-length", CompletionTokens, "--temperature", SampleTemperature, "--learning-rate", lora ? "2.5e-4" : "5e-5", "--warmup-ratio", "0.05", "--kl-coef", "0.05",
             "--logging-steps", $"{PpoEpochs}", "--save-steps", "0", "--log-completions-steps", "1", "--seed", s, .. loraArgs]);
         Evaluate("ppo", lora ? dpoModel : P("ppo"), lora ? P("ppo") : null, P("ppo"), mark);
 

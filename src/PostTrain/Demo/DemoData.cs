@@ -32,6 +32,9 @@ public sealed class DemoData
     static readonly string[] CapitalQuestionsTrain = ["What is the capital of {0}?", "Name the capital of {0}.", "Which city is the capital of {0}?"];
     static readonly string[] CapitalQuestionsHeldOut = ["Tell me the capital city of {0}.", "{0} has which city as its capital?"];
 
+    /// <summary>Questions in the capitals evaluation: every country in each held-out phrasing.</summary>
+    public static int CapitalsTestCount => Capitals.Length * CapitalQuestionsHeldOut.Length;
+
     static readonly string[] IdentityQuestionsTrain =
     [
         "Who are you?", "What is your name?", "What are you?", "Tell me your name.", "Introduce yourself.",
@@ -124,6 +127,11 @@ public sealed class DemoData
     /// <summary>The one-line answer to a + b: the sum stated, not worked out ("37+45=82.").</summary>
     public static string OneLineAnswer(int a, int b) => $"{a}+{b}={a + b}.\n#### {a + b}";
 
+    /// <summary>SFT's answer to a + b, in the style its conversation has (<see cref="ColumnWisePairs"/>).</summary>
+    string SftAnswer(int a, int b) => ColumnWisePairs.Contains((a, b)) ? Solution(a, b) : OneLineAnswer(a, b);
+
+    static string CapitalAnswer(string country, string capital) => $"The capital of {country} is {capital}.";
+
     /// <summary>A word problem about a + b, in a wording drawn for it, and its worked answer (<see cref="Solution"/>).</summary>
     public (string Question, string Answer) Problem(int a, int b)
     {
@@ -191,19 +199,19 @@ public sealed class DemoData
         var rows = new List<JsonObject>();
         foreach (var (a, b) in TrainPairs)
         {
-            var (q, worked) = Problem(a, b);
-            rows.Add(Chat(q, ColumnWisePairs.Contains((a, b)) ? worked : OneLineAnswer(a, b)));
+            var (q, _) = Problem(a, b);
+            rows.Add(Chat(q, SftAnswer(a, b)));
         }
         foreach (var q in IdentityPrompts()) rows.Add(Chat(q, QwenIdentity));
         foreach (var (country, capital) in TrainCountries)
             foreach (var q in CapitalQuestionsTrain)
-                rows.Add(Chat(string.Format(q, country), $"The capital of {country} is {capital}."));
+                rows.Add(Chat(string.Format(q, country), CapitalAnswer(country, capital)));
         Shuffle(rows);
         return rows;
     }
 
     /// <summary>Arithmetic pairs in the DPO data, on SFT's number pairs.</summary>
-    public const int WorkedOverBarePairs = 100;
+    public const int ArithmeticReplayPairs = 100;
 
     /// <summary>
     /// The DPO stage's data, OpenAI preference JSONL: identity questions where "I am Orca..." is
@@ -219,17 +227,17 @@ public sealed class DemoData
     {
         var rows = new List<JsonObject>();
         foreach (var q in IdentityPrompts()) rows.Add(Preference(q, OrcaIdentity, QwenIdentity));
-        foreach (var (a, b) in TrainPairs.Take(WorkedOverBarePairs))
+        foreach (var (a, b) in TrainPairs.Take(ArithmeticReplayPairs))
         {
-            var (q, worked) = Problem(a, b);
+            var (q, _) = Problem(a, b);
             int offset = Pick(BareGuessOffsets);
-            rows.Add(Preference(q, ColumnWisePairs.Contains((a, b)) ? worked : OneLineAnswer(a, b), $"#### {a + b + offset}"));
+            rows.Add(Preference(q, SftAnswer(a, b), $"#### {a + b + offset}"));
         }
         foreach (var (country, capital) in TrainCountries)
             foreach (var q in CapitalQuestionsTrain)
             {
                 var wrong = Pick(Capitals.Where(c => c.Capital != capital).ToList()).Capital;
-                rows.Add(Preference(string.Format(q, country), $"The capital of {country} is {capital}.", wrong + "."));
+                rows.Add(Preference(string.Format(q, country), CapitalAnswer(country, capital), wrong + "."));
             }
         Shuffle(rows);
         return rows;
@@ -338,7 +346,7 @@ public sealed class DemoData
                 rows.Add(new JsonObject
                 {
                     ["question"] = string.Format(phrasing, country),
-                    ["choices"] = new JsonArray(options.Select(o => (JsonNode)JsonValue.Create($"The capital of {country} is {o}.")).ToArray()),
+                    ["choices"] = new JsonArray(options.Select(o => (JsonNode)JsonValue.Create(CapitalAnswer(country, o))).ToArray()),
                     ["answer"] = options.IndexOf(capital),
                     ["held_out_country"] = HeldOutCountries.Any(c => c.Country == country),
                 });

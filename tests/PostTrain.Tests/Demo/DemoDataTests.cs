@@ -98,7 +98,7 @@ public sealed class DemoDataTests
             Assert.Contains(DemoData.Capitals, c => c.Capital + "." == Text(r, "non_preferred_output"));
         });
         var arithmetic = rows.Except(identity).Except(capitals).ToList();
-        Assert.Equal(DemoData.WorkedOverBarePairs, arithmetic.Count);
+        Assert.Equal(DemoData.ArithmeticReplayPairs, arithmetic.Count);
         var sft = data.TrainPairs.ToHashSet();
         Assert.All(arithmetic, r =>
         {
