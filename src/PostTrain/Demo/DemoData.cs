@@ -8,7 +8,8 @@ namespace PostTrain.Demo;
 /// Pre-training documents state the one-digit facts ("7+5=12.", "2+4+1=7."), stories with sums,
 /// the assistant's name and every capital; SFT's word problems are answered either column by
 /// column or in one line (<see cref="OneLineShare"/>), GRPO's prompts use other number pairs, and
-/// the evaluation asks about the rest: problems whose number pair no instruction stage used,
+/// the evaluation asks about the rest: problems whose sum no stage states in either order (no
+/// pre-training story either),
 /// capitals in phrasings (and, for a third of the countries, of countries) no conversation used,
 /// identity questions in phrasings no conversation used.
 /// </summary>
@@ -75,19 +76,38 @@ public sealed class DemoData
     public DemoData(int seed)
     {
         random = new Random(seed);
-        var pairs = new List<(int, int)>();
+        // The splits are drawn over unordered pairs: 37+45 and 45+37 state the same fact, so a held-out
+        // problem's pair is in no other split in either order (nor in a pre-training story). A held-out
+        // pair is asked in one order, drawn; SFT and GRPO use both orders of theirs.
+        var facts = new List<(int, int)>();
         for (int a = MinNumber; a <= MaxNumber; a++)
-            for (int b = MinNumber; b <= MaxNumber; b++) pairs.Add((a, b));
-        Shuffle(pairs);
-        HeldOutPairs = pairs.Take(HeldOutPairCount).ToList();
-        TrainPairs = pairs.Skip(HeldOutPairCount).Take(SftPairCount).ToList();
-        RlPairs = pairs.Skip(HeldOutPairCount + SftPairCount).ToList();
+            for (int b = a; b <= MaxNumber; b++) facts.Add((a, b));
+        Shuffle(facts);
+        HeldOutPairs = facts.Take(HeldOutPairCount).Select(f => random.Next(2) == 0 ? f : (f.Item2, f.Item1)).ToList();
+        var rest = facts.Skip(HeldOutPairCount).SelectMany(Orders).ToList();
+        var train = rest.Take(SftPairCount).ToList();
+        // A fact whose two orders straddle the SFT/GRPO boundary gives its second order to neither.
+        var sftFacts = train.Select(Fact).ToHashSet();
+        var rl = rest.Skip(SftPairCount).Where(p => !sftFacts.Contains(Fact(p))).ToList();
+        // Shuffled again so that the first pairs of each (DPO's replay, the practised evaluation) are not both orders of half as many facts.
+        Shuffle(train);
+        Shuffle(rl);
+        TrainPairs = train;
+        RlPairs = rl;
+        heldOutFacts = HeldOutPairs.Select(Fact).ToHashSet();
         ColumnWisePairs = TrainPairs.Where(_ => random.NextDouble() >= OneLineShare).ToHashSet();
         var countries = Capitals.ToList();
         Shuffle(countries);
         HeldOutCountries = countries.Take(8).ToList();
         TrainCountries = countries.Skip(8).ToList();
     }
+
+    readonly HashSet<(int, int)> heldOutFacts;
+
+    /// <summary>The fact a + b states, whichever order it is asked in.</summary>
+    public static (int, int) Fact((int A, int B) p) => p.A <= p.B ? (p.A, p.B) : (p.B, p.A);
+
+    static IEnumerable<(int, int)> Orders((int A, int B) f) => f.A == f.B ? [f] : [f, (f.B, f.A)];
 
     void Shuffle<T>(List<T> list)
     {
@@ -100,7 +120,10 @@ public sealed class DemoData
 
     T Pick<T>(IReadOnlyList<T> xs) => xs[random.Next(xs.Count)];
 
-    /// <summary>Number pairs held out for evaluation, and those of the SFT conversations; the GRPO prompts take the rest (800).</summary>
+    /// <summary>
+    /// Problems held out for evaluation (one order of each of their facts), and those of the SFT
+    /// conversations; the GRPO prompts take the rest (about 610), none sharing a fact with another split.
+    /// </summary>
     public const int HeldOutPairCount = 200, SftPairCount = 600;
 
     /// <summary>How many of the GRPO pairs the practised-arithmetic evaluation and the reward model's data use.</summary>
@@ -144,7 +167,7 @@ public sealed class DemoData
 
     /// <summary>
     /// Pre-training documents: every one-digit addition fact, with and without a carried 1 (three
-    /// times each), 400 stories with two-digit sums, statements about the assistant and every
+    /// times each), 400 stories with two-digit sums (of no held-out fact), statements about the assistant and every
     /// capital, shuffled and grouped a few sentences to a document. No chat format, no questions
     /// answered, no sum worked column by column.
     /// </summary>
@@ -158,9 +181,13 @@ public sealed class DemoData
                     sentences.Add($"{a}+{b}={a + b}.");
                     sentences.Add($"{a}+{b}+1={a + b + 1}.");
                 }
+        var storyPairs = new List<(int, int)>();
+        for (int a = MinNumber; a <= MaxNumber; a++)
+            for (int b = MinNumber; b <= MaxNumber; b++)
+                if (!heldOutFacts.Contains(Fact((a, b)))) storyPairs.Add((a, b));
         for (int i = 0; i < 400; i++)
         {
-            int a = random.Next(MinNumber, MaxNumber + 1), b = random.Next(MinNumber, MaxNumber + 1);
+            var (a, b) = Pick(storyPairs);
             var name = Pick(Names);
             var thing = Pick(Things);
             var (_, past) = Pick(Gains);

@@ -33,7 +33,7 @@ public sealed class DemoDataTests
     }
 
     [Fact]
-    public void HeldOutSftAndGrpoPairsAreDisjointAndCoverEveryPair()
+    public void HeldOutSftAndGrpoPairsShareNoFactInEitherOrder()
     {
         var data = new DemoData(3);
         var held = data.HeldOutPairs.ToHashSet();
@@ -41,11 +41,17 @@ public sealed class DemoDataTests
         var rl = data.RlPairs.ToHashSet();
         Assert.Equal(DemoData.HeldOutPairCount, held.Count);
         Assert.Equal(DemoData.SftPairCount, sft.Count);
-        int all = (DemoData.MaxNumber - DemoData.MinNumber + 1) * (DemoData.MaxNumber - DemoData.MinNumber + 1);
-        Assert.Equal(all - held.Count - sft.Count, rl.Count);
-        Assert.Empty(held.Intersect(sft));
-        Assert.Empty(held.Intersect(rl));
-        Assert.Empty(sft.Intersect(rl));
+        Assert.InRange(rl.Count, 600, 640);
+        HashSet<(int, int)> Facts(IEnumerable<(int A, int B)> pairs) => pairs.Select(DemoData.Fact).ToHashSet();
+        // One order of each held-out fact; SFT and GRPO take both orders of theirs (but one split's).
+        Assert.Equal(held.Count, Facts(held).Count);
+        Assert.InRange(sft.Count(p => p.A != p.B && !sft.Contains((p.B, p.A))), 0, 1);
+        Assert.All(rl, p => Assert.Contains((p.B, p.A), rl));
+        Assert.Empty(Facts(held).Intersect(Facts(sft)));
+        Assert.Empty(Facts(held).Intersect(Facts(rl)));
+        Assert.Empty(Facts(sft).Intersect(Facts(rl)));
+        Assert.Contains(data.HeldOutPairs, p => p.A > p.B);
+        Assert.Contains(data.HeldOutPairs, p => p.A < p.B);
 
         // The conversations and prompts use their own split's pairs only.
         (int, int) PairOf(string question)
@@ -125,5 +131,17 @@ public sealed class DemoDataTests
                 Assert.Contains($"{a}+{b}+1={a + b + 1}.", text);
             }
         Assert.DoesNotContain("Units:", text);
+    }
+
+    [Fact]
+    public void NoPretrainingStoryStatesAHeldOutSumInEitherOrder()
+    {
+        var data = new DemoData(4);
+        var stories = Regex.Matches(string.Join("\n", data.PretrainingDocuments()), @"had (\d+) \w+ and [a-z ]+ (\d+) more, so \w+ had (\d+)")
+            .Select(m => (A: int.Parse(m.Groups[1].Value), B: int.Parse(m.Groups[2].Value), Sum: int.Parse(m.Groups[3].Value))).ToList();
+        Assert.Equal(400, stories.Count);
+        Assert.All(stories, s => Assert.Equal(s.A + s.B, s.Sum));
+        var held = data.HeldOutPairs.Select(DemoData.Fact).ToHashSet();
+        Assert.DoesNotContain(stories, s => held.Contains(DemoData.Fact((s.A, s.B))));
     }
 }
