@@ -261,10 +261,10 @@ public static class DemoCommand
         sb.AppendLine("A small Qwen3-architecture model with a byte-level BPE tokenizer learned from the demo's corpus is pre-trained on made-up");
         sb.AppendLine("documents (one-digit addition facts, stories with sums, the assistant's name, capitals), then taught to answer in");
         sb.AppendLine("conversations (SFT: most word problems answered in one line, the rest column by column), to call itself Orca rather than");
-        sb.AppendLine("Qwen (DPO, with SFT's own answers preferred to bare wrong guesses so that nothing else moves), and to solve addition");
+        sb.AppendLine("Qwen (DPO, with SFT's own answers preferred to bare wrong guesses so that the rest moves less), and to solve addition");
         sb.AppendLine("word problems more often: GRPO with the math reward, and beside it, also from the DPO model, PPO with a reward model");
         sb.AppendLine("trained on the DPO model's own answers (right ones chosen over wrong ones, as the math checker tells them apart). The");
-        sb.AppendLine("evaluation asks about what no training conversation used: number pairs held out of SFT, GRPO and PPO, identity");
+        sb.AppendLine("evaluation asks about what no training conversation used: sums no stage shows in either order (nor a pre-training story), identity");
         sb.AppendLine("questions in new phrasings, capitals asked in new phrasings (eight of the countries never appear in a conversation).");
         sb.AppendLine("The ppo column is PPO from the DPO model, not after GRPO.");
         sb.AppendLine();

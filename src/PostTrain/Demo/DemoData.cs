@@ -220,7 +220,12 @@ public sealed class DemoData
             new JsonObject { ["role"] = "assistant", ["content"] = assistant }),
     };
 
-    /// <summary>SFT conversations: word problems on the training pairs, identity questions answered as Qwen, capitals of the training countries.</summary>
+    /// <summary>
+    /// SFT conversations: word problems on the training pairs, identity questions answered as Qwen, capitals of the
+    /// training countries. The identity and capital questions come with every opener ("Hi! "): with the bare three
+    /// phrasings only, SFT taught two seeds of three to answer just those phrasings, and the held-out ones fell to
+    /// base-model level.
+    /// </summary>
     public List<JsonObject> SftConversations()
     {
         var rows = new List<JsonObject>();
@@ -232,7 +237,8 @@ public sealed class DemoData
         foreach (var q in IdentityPrompts()) rows.Add(Chat(q, QwenIdentity));
         foreach (var (country, capital) in TrainCountries)
             foreach (var q in CapitalQuestionsTrain)
-                rows.Add(Chat(string.Format(q, country), CapitalAnswer(country, capital)));
+                foreach (var o in Openers)
+                    rows.Add(Chat(o + string.Format(q, country), CapitalAnswer(country, capital)));
         Shuffle(rows);
         return rows;
     }
