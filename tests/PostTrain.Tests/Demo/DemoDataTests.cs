@@ -10,6 +10,13 @@ public sealed class DemoDataTests
 {
     static readonly Regex Chain = new(@"^Units: (\d)\+(\d)=(\d+)\. Tens: (\d)\+(\d)(\+1)?=(\d+)\.\n#### (\d+)$");
 
+    /// <summary>The two numbers a word problem adds, in the order it asks them.</summary>
+    static (int A, int B) PairOf(string question)
+    {
+        var n = Regex.Matches(question, @"\d+").Select(x => int.Parse(x.Value)).ToList();
+        return (n[0], n[1]);
+    }
+
     [Fact]
     public void EveryWorkedAnswerAddsColumnByColumnAndEndsInTheSum()
     {
@@ -54,11 +61,6 @@ public sealed class DemoDataTests
         Assert.Contains(data.HeldOutPairs, p => p.A < p.B);
 
         // The conversations and prompts use their own split's pairs only.
-        (int, int) PairOf(string question)
-        {
-            var n = Regex.Matches(question, @"\d+").Select(x => int.Parse(x.Value)).ToList();
-            return (n[0], n[1]);
-        }
         var sftProblems = data.SftConversations().Select(c => c["messages"]!.AsArray())
             .Where(m => m[1]!["content"]!.GetValue<string>().Contains("####")).Select(m => PairOf(m[0]!["content"]!.GetValue<string>())).ToList();
         Assert.Equal(sft, sftProblems.ToHashSet());
@@ -76,11 +78,11 @@ public sealed class DemoDataTests
         int oneLine = 0;
         foreach (var m in answers)
         {
-            var n = Regex.Matches(m[0]!["content"]!.GetValue<string>(), @"\d+").Select(x => int.Parse(x.Value)).ToList();
+            var (a, b) = PairOf(m[0]!["content"]!.GetValue<string>());
             var answer = m[1]!["content"]!.GetValue<string>();
-            bool columns = data.ColumnWisePairs.Contains((n[0], n[1]));
-            Assert.Equal(columns ? DemoData.Solution(n[0], n[1]) : DemoData.OneLineAnswer(n[0], n[1]), answer);
-            Assert.EndsWith($"#### {n[0] + n[1]}", answer);
+            bool columns = data.ColumnWisePairs.Contains((a, b));
+            Assert.Equal(columns ? DemoData.Solution(a, b) : DemoData.OneLineAnswer(a, b), answer);
+            Assert.EndsWith($"#### {a + b}", answer);
             if (!columns) oneLine++;
         }
         Assert.InRange(oneLine / (double)answers.Count, DemoData.OneLineShare - 0.06, DemoData.OneLineShare + 0.06);
@@ -108,15 +110,14 @@ public sealed class DemoDataTests
         var sft = data.TrainPairs.ToHashSet();
         Assert.All(arithmetic, r =>
         {
-            var q = r["input"]!["messages"]![0]!["content"]!.GetValue<string>();
-            var n = Regex.Matches(q, @"\d+").Select(x => int.Parse(x.Value)).ToList();
-            Assert.Contains((n[0], n[1]), sft);
+            var (a, b) = PairOf(r["input"]!["messages"]![0]!["content"]!.GetValue<string>());
+            Assert.Contains((a, b), sft);
             // SFT's own answer to the pair, in the style its conversation had.
-            Assert.Equal(data.ColumnWisePairs.Contains((n[0], n[1])) ? DemoData.Solution(n[0], n[1]) : DemoData.OneLineAnswer(n[0], n[1]),
+            Assert.Equal(data.ColumnWisePairs.Contains((a, b)) ? DemoData.Solution(a, b) : DemoData.OneLineAnswer(a, b),
                 Text(r, "preferred_output"));
             var guess = Regex.Match(Text(r, "non_preferred_output"), @"^#### (\d+)$");
             Assert.True(guess.Success);
-            Assert.NotEqual(n[0] + n[1], int.Parse(guess.Groups[1].Value));
+            Assert.NotEqual(a + b, int.Parse(guess.Groups[1].Value));
         });
     }
 
