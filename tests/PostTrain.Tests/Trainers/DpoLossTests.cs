@@ -166,7 +166,8 @@ public class DpoLossTests(ITestOutputHelper output)
         output.WriteLine($"loss {loss:R}, ln 2 = {Math.Log(2):R}");
         Assert.Equal(Math.Log(2), loss, 1e-6);
         Assert.Equal(0.0, result.MetricSums["rewards/margins"], 1e-6);
-        Assert.Equal(0.0, result.MetricSums["rewards/accuracies"]);
+        // rewards/accuracies counts margins above 0, which rounding decides when they are 0: on a CPU without AVX-512 one
+        // pair of these came out 1e-9 above, so the count is not asserted.
         // The gradient flows to the policy only.
         result.LossSum.backward();
         Assert.Contains(policy.parameters(), p => p.grad is { } g && g.abs().sum().item<float>() > 0);
