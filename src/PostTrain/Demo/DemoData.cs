@@ -36,10 +36,15 @@ public sealed class DemoData
     /// <summary>Questions in the capitals evaluation: every country in each held-out phrasing.</summary>
     public static int CapitalsTestCount => Capitals.Length * CapitalQuestionsHeldOut.Length;
 
+    // Fourteen phrasings: with the first eight only, SFT answered three of the ten held-out phrasings with a sum on
+    // one seed (so DPO could make at most 7 of 10 say Orca); DPO cannot rename an assistant where the model does not
+    // see that it is asked who it is.
     static readonly string[] IdentityQuestionsTrain =
     [
         "Who are you?", "What is your name?", "What are you?", "Tell me your name.", "Introduce yourself.",
         "Which assistant am I talking to?", "What should I call you?", "Are you an AI assistant?",
+        "Who is this?", "Do you have a name?", "May I ask your name?", "Tell me about yourself.", "What kind of assistant are you?",
+        "Who are you exactly?",
     ];
     static readonly string[] IdentityQuestionsHeldOut =
     [
