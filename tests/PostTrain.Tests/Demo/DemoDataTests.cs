@@ -127,13 +127,15 @@ public sealed class DemoDataTests
         var data = new DemoData(0);
         var heldOut = data.IdentityTest().Select(r => r["question"]!.GetValue<string>()).ToList();
         Assert.Equal(10, heldOut.Count);
-        var prompts = data.SftConversations().Select(c => c["messages"]![0]!["content"]!.GetValue<string>())
-            .Concat(data.DpoPreferences().Select(r => r["input"]!["messages"]![0]!["content"]!.GetValue<string>())).ToList();
+        var sft = data.SftConversations();
+        var dpo = data.DpoPreferences();
+        var prompts = sft.Select(c => c["messages"]![0]!["content"]!.GetValue<string>())
+            .Concat(dpo.Select(r => r["input"]!["messages"]![0]!["content"]!.GetValue<string>())).ToList();
         // A training prompt is an opener ("Hi! ") and a question, so a held-out question may not end one.
         Assert.All(heldOut, q => Assert.DoesNotContain(prompts, p => p.EndsWith(q, StringComparison.OrdinalIgnoreCase)));
         // Every training identity question is asked with every opener, and SFT answers it as Qwen.
-        var sftIdentity = data.SftConversations().Where(c => c["messages"]![1]!["content"]!.GetValue<string>() == DemoData.QwenIdentity).ToList();
-        Assert.Equal(data.DpoPreferences().Count(r => r["preferred_output"]![0]!["content"]!.GetValue<string>() == DemoData.OrcaIdentity), sftIdentity.Count);
+        var sftIdentity = sft.Where(c => c["messages"]![1]!["content"]!.GetValue<string>() == DemoData.QwenIdentity).ToList();
+        Assert.Equal(dpo.Count(r => r["preferred_output"]![0]!["content"]!.GetValue<string>() == DemoData.OrcaIdentity), sftIdentity.Count);
         Assert.True(sftIdentity.Count >= 70, $"{sftIdentity.Count} identity conversations");
     }
 
