@@ -155,11 +155,13 @@ public static class DemoCommand
         // 2. DPO: prefer "I am Orca..." to "I am Qwen..." (reference: the SFT model), with SFT's own answers to its
         // problems and capital questions preferred to bare wrong guesses beside them (DemoData.DpoPreferences).
         // 200 steps at 1e-4 moved held-out arithmetic less than 100 at 2e-4 (README); the reference's log-probabilities
-        // are computed once, before training, which makes the 200 steps cost what 100 did.
+        // are computed once, before training, which makes the 200 steps cost what 100 did. Beta 0.5, not TRL's 0.1:
+        // -log sigmoid(beta * margin) stops pushing once beta * margin is a few nats, so a larger beta stops the
+        // identity pairs sooner (margins near 10 nats instead of 40) and moves the rest of the model less (README).
         stdout.WriteLine("== 2. DPO: a new identity");
         if (!lora) mark = commands.Count;
         Posttrain(["dpo", "--model", sftModel, "--data", P("data", "dpo.jsonl"), "--output", P("dpo"), "--max-steps", $"{plan.DpoSteps}",
-            "--batch-size", "8", "--learning-rate", lora ? "5e-4" : "1e-4", "--beta", "0.1", "--rpo-alpha", "1", "--precompute-ref-logps", "--logging-steps", "4", "--save-steps", "0",
+            "--batch-size", "8", "--learning-rate", lora ? "5e-4" : "1e-4", "--beta", "0.5", "--rpo-alpha", "1", "--precompute-ref-logps", "--logging-steps", "4", "--save-steps", "0",
             "--seed", s, .. loraArgs]);
         string dpoModel = P("dpo");
         if (lora)
