@@ -154,10 +154,11 @@ public static class DemoCommand
 
         // 2. DPO: prefer "I am Orca..." to "I am Qwen..." (reference: the SFT model), with SFT's own answers to its
         // problems and capital questions preferred to bare wrong guesses beside them (DemoData.DpoPreferences).
-        // 200 steps at 1e-4 moved held-out arithmetic less than 100 at 2e-4 (README); the reference's log-probabilities
+        // 200 steps at 1e-4 moved held-out arithmetic less than 100 at 2e-4 (docs/demo.md); the reference's log-probabilities
         // are computed once, before training, which makes the 200 steps cost what 100 did. Beta 0.5, not TRL's 0.1:
-        // -log sigmoid(beta * margin) stops pushing once beta * margin is a few nats, so a larger beta stops the
-        // identity pairs sooner (margins near 10 nats instead of 40) and moves the rest of the model less (README).
+        // -log sigmoid(beta * margin) stops pushing once beta * margin is a few nats, so a larger beta stops sooner:
+        // seed 0 ends with log-ratio margins near 20 nats and the rejected answers' log-probabilities where they
+        // began (-38, from -41), against 41 nats and -60 at beta 0.1, and the rest of the model moves less (docs/demo.md).
         stdout.WriteLine("== 2. DPO: a new identity");
         if (!lora) mark = commands.Count;
         Posttrain(["dpo", "--model", sftModel, "--data", P("data", "dpo.jsonl"), "--output", P("dpo"), "--max-steps", $"{plan.DpoSteps}",

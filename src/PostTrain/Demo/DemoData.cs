@@ -259,7 +259,7 @@ public sealed class DemoData
     /// had it, over "#### 57"; SFT's capital questions answered "The capital of France is Paris."
     /// over "Rome.". Without them the identity update alone
     /// costs the SFT model most of its arithmetic: a model this small keeps its skills in the same
-    /// few weights, and a narrow update moves them all (measured in the README's demo section).
+    /// few weights, and a narrow update moves them all (measured in docs/demo.md).
     /// </summary>
     public List<JsonObject> DpoPreferences()
     {
