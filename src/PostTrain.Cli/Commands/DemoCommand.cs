@@ -225,10 +225,14 @@ public static class DemoCommand
         // The report.
         var table = DemoReport.Table(stages);
         File.WriteAllBytes(P("report.png"), DemoReport.Png(stages, P("base"), P("sft"), P("dpo"), P("grpo"), P("ppo")));
-        File.WriteAllText(P("report.md"), Report(stages, table, comparisons, output, seed, quick, lora, clock.Elapsed));
+        var worked = DemoReport.WorkedTable(stages);
+        File.WriteAllText(P("report.md"), Report(stages, table, worked, comparisons, output, seed, quick, lora, clock.Elapsed));
         stdout.WriteLine();
         stdout.WriteLine("== Held-out evaluation after each stage (value ± standard error)");
         stdout.Write(table);
+        stdout.WriteLine();
+        stdout.WriteLine("== How the held-out addition problems were worked (answers; right ones in brackets)");
+        stdout.Write(worked);
         stdout.WriteLine();
         stdout.Write(SampleAnswers(stages, 2));
         stdout.WriteLine($"Report: {P("report.md")} and {P("report.png")} ({clock.Elapsed.TotalSeconds:F0} s)");
@@ -259,7 +263,7 @@ public static class DemoCommand
         return sb.ToString();
     }
 
-    static string Report(IReadOnlyList<DemoStage> stages, string table, IReadOnlyList<(string Title, string Command, string Dir)> comparisons,
+    static string Report(IReadOnlyList<DemoStage> stages, string table, string worked, IReadOnlyList<(string Title, string Command, string Dir)> comparisons,
         string output, int seed, bool quick, bool lora, TimeSpan elapsed)
     {
         var sb = new StringBuilder();
@@ -282,6 +286,14 @@ public static class DemoCommand
         sb.Append(table);
         sb.AppendLine();
         sb.AppendLine("![training curves and evaluation](report.png)");
+        sb.AppendLine();
+        sb.AppendLine("## How the held-out addition problems were worked");
+        sb.AppendLine();
+        sb.AppendLine("The strict arithmetic answers above, by method: column by column (`Units: 8+5=13. Tens: 3+2+1=6.`) or in one line");
+        sb.AppendLine("(`38+25=63.`), with the right ones in brackets; then the right answers whose every written step is right, and those");
+        sb.AppendLine("whose total is right under a wrong (or no) step. The math reward, like the strict filter, reads only the `#### N`.");
+        sb.AppendLine();
+        sb.Append(worked);
         sb.AppendLine();
         sb.AppendLine("## What each stage changed, document by document");
         sb.AppendLine();

@@ -155,6 +155,29 @@ public sealed class DemoData
     /// <summary>The one-line answer to a + b: the sum stated, not worked out ("37+45=82.").</summary>
     public static string OneLineAnswer(int a, int b) => $"{a}+{b}={a + b}.\n#### {a + b}";
 
+    /// <summary>
+    /// How a model's answer to a + b is worked out: column by column (as <see cref="Solution"/>), in one line
+    /// (as <see cref="OneLineAnswer"/>) or neither, and whether every step it writes before "#### N" is right.
+    /// The total is the evaluation's to judge; a right total under a wrong step is what an outcome reward
+    /// (the math checker reads only the "#### N") does not see.
+    /// </summary>
+    public static (AnswerStyle Style, bool StepsRight) Worked(string response, int a, int b)
+    {
+        var steps = StepsOf(response);
+        if (steps.StartsWith("Units:", StringComparison.Ordinal)) return (AnswerStyle.Column, steps == StepsOf(Solution(a, b)));
+        if (OneLineStep.IsMatch(steps)) return (AnswerStyle.OneLine, steps == StepsOf(OneLineAnswer(a, b)));
+        return (AnswerStyle.Other, false);
+    }
+
+    static readonly System.Text.RegularExpressions.Regex OneLineStep = new(@"^\d+\+\d+=\d+\.$");
+
+    /// <summary>What an answer writes before its "#### N" line.</summary>
+    static string StepsOf(string answer)
+    {
+        int end = answer.IndexOf("\n####", StringComparison.Ordinal);
+        return (end >= 0 ? answer[..end] : answer).Trim();
+    }
+
     /// <summary>SFT's answer to a + b, in the style its conversation has (<see cref="ColumnWisePairs"/>).</summary>
     string SftAnswer(int a, int b) => ColumnWisePairs.Contains((a, b)) ? Solution(a, b) : OneLineAnswer(a, b);
 
@@ -364,7 +387,7 @@ public sealed class DemoData
     List<JsonObject> Problems(IEnumerable<(int A, int B)> pairs) => pairs.Select(p =>
     {
         var (q, answer) = Problem(p.A, p.B);
-        return new JsonObject { ["question"] = q, ["answer"] = answer };
+        return new JsonObject { ["question"] = q, ["answer"] = answer, ["a"] = p.A, ["b"] = p.B };
     }).ToList();
 
     /// <summary>Held-out identity questions.</summary>
@@ -392,3 +415,6 @@ public sealed class DemoData
         return rows;
     }
 }
+
+/// <summary>How an answer to an addition problem is worked out (<see cref="DemoData.Worked"/>).</summary>
+public enum AnswerStyle { Column, OneLine, Other }

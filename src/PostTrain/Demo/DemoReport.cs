@@ -60,6 +60,41 @@ public static class DemoReport
 
     static string Format(double x) => x.ToString("0.000", CultureInfo.InvariantCulture);
 
+    /// <summary>
+    /// How each stage worked the held-out addition problems (task "arithmetic", strict filter; its documents carry
+    /// their operands "a" and "b"): how many answers went column by column and how many in one line, how many of
+    /// each were right, and how many right totals stand under steps that are all right or under a wrong one.
+    /// Accuracy alone hides both the change of method and a right total reached through a wrong step.
+    /// </summary>
+    public static string WorkedTable(IReadOnlyList<DemoStage> stages)
+    {
+        var sb = new StringBuilder();
+        sb.AppendLine("| stage | column by column (right) | in one line (right) | other | right, every step right | right, a step wrong or missing |");
+        sb.AppendLine("| --- | ---: | ---: | ---: | ---: | ---: |");
+        foreach (var stage in stages)
+        {
+            int column = 0, columnRight = 0, oneLine = 0, oneLineRight = 0, other = 0, stepsRight = 0, stepWrong = 0;
+            foreach (var line in File.ReadLines(Path.Combine(stage.EvalDir, "samples_arithmetic.jsonl")))
+            {
+                var sample = JsonNode.Parse(line)!.AsObject();
+                if (sample["filter"]?.GetValue<string>() != "strict-match") continue;
+                var doc = sample["doc"]!;
+                var (style, steps) = DemoData.Worked(sample["resps"]![0]![0]!.GetValue<string>(), doc["a"]!.GetValue<int>(), doc["b"]!.GetValue<int>());
+                bool right = sample["exact_match"]!.GetValue<double>() == 1;
+                switch (style)
+                {
+                    case AnswerStyle.Column: column++; columnRight += right ? 1 : 0; break;
+                    case AnswerStyle.OneLine: oneLine++; oneLineRight += right ? 1 : 0; break;
+                    default: other++; break;
+                }
+                if (right && steps) stepsRight++;
+                else if (right) stepWrong++;
+            }
+            sb.AppendLine($"| {stage.Name} | {column} ({columnRight}) | {oneLine} ({oneLineRight}) | {other} | {stepsRight} | {stepWrong} |");
+        }
+        return sb.ToString();
+    }
+
     /// <summary>The first few answers of a task after a stage: (question, response).</summary>
     public static List<(string Question, string Response)> Answers(string evalDir, string task, string filter, int count)
     {

@@ -63,6 +63,8 @@ public class DemoCommandTests
         // The report: the table with a column per stage, the commands, a PNG.
         var report = File.ReadAllText(Path.Combine(output, "report.md"));
         Assert.Contains("| task | base | sft | dpo | grpo | ppo |", report);
+        Assert.Contains("## How the held-out addition problems were worked", report);
+        foreach (var stage in new[] { "base", "sft", "dpo", "grpo", "ppo" }) Assert.Matches($@"\| {stage} \| \d+ \(\d+\) \| \d+ \(\d+\) \| \d+ \| \d+ \| \d+ \|", report);
         Assert.Contains("./posttrain sft --model", report);
         Assert.Contains("./posttrain dpo --model", report);
         Assert.Contains("./posttrain grpo --model", report);

@@ -67,6 +67,51 @@ public sealed class DemoDataTests
         Assert.All(data.GrpoPrompts(), p => Assert.Contains(PairOf(p["prompt"]![0]!["content"]!.GetValue<string>()), rl));
         Assert.All(data.ArithmeticTest(), p => Assert.Contains(PairOf(p["question"]!.GetValue<string>()), held));
         Assert.All(data.PractisedArithmeticTest(), p => Assert.Contains(PairOf(p["question"]!.GetValue<string>()), rl));
+        // Each held-out problem carries its operands, in the order it asks them, for the report's look at the steps.
+        Assert.All(data.ArithmeticTest(), p => Assert.Equal(PairOf(p["question"]!.GetValue<string>()), (p["a"]!.GetValue<int>(), p["b"]!.GetValue<int>())));
+    }
+
+    [Theory]
+    [InlineData("Units: 8+0=8. Tens: 3+2=5.\n#### 58", AnswerStyle.Column, true)]
+    [InlineData("Units: 8+0=8. Tens: 3+2=5.\n#### 57", AnswerStyle.Column, true)]   // the steps are right, the total is not
+    [InlineData("Units: 8+0=7. Tens: 3+2=5.\n#### 58", AnswerStyle.Column, false)]  // a right total under a wrong step
+    [InlineData("Units: 0+8=8. Tens: 2+3=5.\n#### 58", AnswerStyle.Column, false)]  // the operands swapped
+    [InlineData("Units: 8+0=8.\n#### 58", AnswerStyle.Column, false)]               // a step missing
+    [InlineData("38+20=58.\n#### 58", AnswerStyle.OneLine, true)]
+    [InlineData("38+20=57.\n#### 58", AnswerStyle.OneLine, false)]
+    [InlineData("38+21=58.\n#### 58", AnswerStyle.OneLine, false)]
+    [InlineData("#### 58", AnswerStyle.Other, false)]
+    [InlineData("I am Qwen, an AI assistant.", AnswerStyle.Other, false)]
+    public void WorkedTellsTheMethodAndWhetherEveryStepIsRight(string response, AnswerStyle style, bool stepsRight)
+    {
+        Assert.Equal((style, stepsRight), DemoData.Worked(response, 38, 20));
+        var (s, right) = DemoData.Worked(DemoData.Solution(47, 38), 47, 38);
+        Assert.Equal((AnswerStyle.Column, true), (s, right));
+        Assert.Equal((AnswerStyle.OneLine, true), DemoData.Worked(DemoData.OneLineAnswer(47, 38), 47, 38));
+    }
+
+    [Fact]
+    public void WorkedTableCountsMethodsRightAnswersAndRightTotalsUnderWrongSteps()
+    {
+        var dir = TestModels.TempDir();
+        string Sample(int id, string filter, int a, int b, string response, int right) => new JsonObject
+        {
+            ["doc_id"] = id, ["doc"] = new JsonObject { ["question"] = $"{a}+{b}?", ["answer"] = DemoData.Solution(a, b), ["a"] = a, ["b"] = b },
+            ["resps"] = new JsonArray(new JsonArray(response)), ["filter"] = filter, ["exact_match"] = right,
+        }.ToJsonString();
+        var rows = new List<string>();
+        foreach (var filter in new[] { "strict-match", "flexible-extract" })
+        {
+            rows.Add(Sample(0, filter, 38, 20, "Units: 8+0=8. Tens: 3+2=5.\n#### 58", 1));  // column, right, every step right
+            rows.Add(Sample(1, filter, 38, 20, "Units: 8+0=7. Tens: 3+2=5.\n#### 58", 1));  // column, right under a wrong step
+            rows.Add(Sample(2, filter, 19, 25, "Units: 9+5=14. Tens: 1+2+1=4.\n#### 45", 0)); // column, steps right, total wrong
+            rows.Add(Sample(3, filter, 11, 43, "11+43=54.\n#### 54", 1));                    // one line, right
+            rows.Add(Sample(4, filter, 11, 43, "11+43=55.\n#### 55", 0));                    // one line, wrong
+            rows.Add(Sample(5, filter, 11, 43, "#### 54", 1));                                // no steps, right
+        }
+        File.WriteAllLines(Path.Combine(dir, "samples_arithmetic.jsonl"), rows);
+        var table = DemoReport.WorkedTable([new DemoStage("grpo", null, dir, [])]);
+        Assert.Contains("| grpo | 3 (2) | 2 (1) | 1 | 2 | 2 |", table);
     }
 
     [Fact]
