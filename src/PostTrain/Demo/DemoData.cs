@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using System.Text.RegularExpressions;
 
 namespace PostTrain.Demo;
 
@@ -169,7 +170,7 @@ public sealed class DemoData
         return (AnswerStyle.Other, false);
     }
 
-    static readonly System.Text.RegularExpressions.Regex OneLineStep = new(@"^\d+\+\d+=\d+\.$");
+    static readonly Regex OneLineStep = new(@"^\d+\+\d+=\d+\.$");
 
     /// <summary>What an answer writes before its "#### N" line.</summary>
     static string StepsOf(string answer)
