@@ -74,10 +74,8 @@ public static class DemoReport
         foreach (var stage in stages)
         {
             int column = 0, columnRight = 0, oneLine = 0, oneLineRight = 0, other = 0, stepsRight = 0, stepWrong = 0;
-            foreach (var line in File.ReadLines(Path.Combine(stage.EvalDir, "samples_arithmetic.jsonl")))
+            foreach (var sample in Samples(stage.EvalDir, "arithmetic", "strict-match"))
             {
-                var sample = JsonNode.Parse(line)!.AsObject();
-                if (sample["filter"]?.GetValue<string>() != "strict-match") continue;
                 var doc = sample["doc"]!;
                 var (style, steps) = DemoData.Worked(sample["resps"]![0]![0]!.GetValue<string>(), doc["a"]!.GetValue<int>(), doc["b"]!.GetValue<int>());
                 bool right = sample["exact_match"]!.GetValue<double>() == 1;
@@ -96,14 +94,15 @@ public static class DemoReport
     }
 
     /// <summary>The first few answers of a task after a stage: (question, response).</summary>
-    public static List<(string Question, string Response)> Answers(string evalDir, string task, string filter, int count)
-    {
-        var path = Path.Combine(evalDir, $"samples_{task}.jsonl");
-        return File.ReadLines(path).Select(l => JsonNode.Parse(l)!.AsObject())
-            .Where(s => s["filter"]?.GetValue<string>() == filter).Take(count)
+    public static List<(string Question, string Response)> Answers(string evalDir, string task, string filter, int count) =>
+        Samples(evalDir, task, filter).Take(count)
             .Select(s => (s["doc"]!["question"]!.GetValue<string>(), s["resps"]![0]![0]!.GetValue<string>()))
             .ToList();
-    }
+
+    /// <summary>A task's per-document samples after a stage (lm-eval's samples_TASK.jsonl), those of one filter.</summary>
+    static IEnumerable<JsonObject> Samples(string evalDir, string task, string filter) =>
+        File.ReadLines(Path.Combine(evalDir, $"samples_{task}.jsonl")).Select(l => JsonNode.Parse(l)!.AsObject())
+            .Where(s => s["filter"]?.GetValue<string>() == filter);
 
     /// <summary>A training metric's values by step from a run's metrics.jsonl.</summary>
     public static (List<double> Steps, List<double> Values) Curve(string runDir, string key)
